@@ -1,0 +1,328 @@
+"""Cluster lifecycle: one kind cluster per proxy mode, named, recorded, removable.
+
+:class:`ClusterManager` owns the clusters of one run. Before ``kind create
+cluster`` starts, it writes a state file (``<cache>/clusters/NAME.json``) with
+the owner's pid, so that a crashed or interrupted run's clusters are found
+and removed at the next start. Every failure path (a bad input, a failed
+create, Ctrl-C) leaves nothing behind unless the user asked to keep clusters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kindlab import kernel, labels
+from kindlab.errors import KindlabError, PreconditionError
+from kindlab.kind import PROXY_MODES, ClusterConfig, Kind, load_cluster_config
+from kindlab.kube import Kube
+from kindlab.node import Node, Recorder, docker_client
+from kindlab.paths import cache_dir, clusters_dir
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class ModeUnsupported(PreconditionError):
+    """The host kernel cannot run this proxy mode (e.g. ipvs without IP_VS)."""
+
+
+class ClusterCreateError(KindlabError):
+    """``kind create cluster`` failed; the message names the exported logs."""
+
+
+@dataclass
+class Cluster:
+    """A running kind cluster kindlab created (or reuses)."""
+
+    name: str
+    mode: str
+    kubeconfig: Path
+    image: str
+    config: ClusterConfig
+    kept: bool
+    node_names: list[str] = field(default_factory=list)
+    _kube: Kube | None = field(default=None, repr=False)
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube(self.kubeconfig)
+        return self._kube
+
+    @property
+    def control_plane(self) -> str:
+        return f"{self.name}-control-plane"
+
+    def node(self, name: str | None = None, *, recorder: Recorder | None = None) -> Node:
+        return Node(name or self.control_plane, recorder=recorder)
+
+    def kubernetes_version(self) -> str:
+        return self.kube.server_version()
+
+
+def config_path(mode: str) -> Path:
+    if mode not in PROXY_MODES:
+        raise PreconditionError(
+            f"unknown proxy mode {mode!r}; expected one of {', '.join(PROXY_MODES)}"
+        )
+    return clusters_dir() / f"{mode}.yaml"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ClusterManager:
+    """Creates, reuses and removes kindlab's kind clusters."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        image: str,
+        keep: bool = False,
+        run_id: str | None = None,
+        state_dir: Path | None = None,
+        progress: Progress = _quiet,
+    ) -> None:
+        self.kind = kind
+        self.image = image
+        self.keep = keep
+        self.run_id = run_id or secrets.token_hex(3)
+        self.state_dir = state_dir or cache_dir() / "clusters"
+        self.progress = progress
+        self.clusters: dict[str, Cluster] = {}
+
+    # -- names and state -------------------------------------------------------
+
+    def name_for(self, mode: str) -> str:
+        """Kept clusters have a stable name to be found again; others are per run."""
+        base = f"{labels.CLUSTER_PREFIX}{mode}"
+        return base if self.keep else f"{base}-{self.run_id}"
+
+    def _state_path(self, name: str) -> Path:
+        return self.state_dir / f"{name}.json"
+
+    def _kubeconfig_path(self, name: str) -> Path:
+        return self.state_dir / f"{name}.kubeconfig"
+
+    def _write_state(self, name: str, state: dict[str, Any]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self._state_path(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+        tmp.replace(self._state_path(name))
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if self.state_dir.is_dir():
+            for path in sorted(self.state_dir.glob("*.json")):
+                with contextlib.suppress(OSError, ValueError):
+                    out[path.stem] = json.loads(path.read_text())
+        return out
+
+    def _forget(self, name: str) -> None:
+        for path in (self._state_path(name), self._kubeconfig_path(name)):
+            path.unlink(missing_ok=True)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def check_preconditions(self, mode: str, config: Path | None = None) -> ClusterConfig:
+        """Every check that can fail before anything is created, in one place."""
+        cfg = load_cluster_config(config or config_path(mode))
+        if cfg.proxy_mode != mode:
+            raise PreconditionError(
+                f"cluster config {cfg.path} sets kubeProxyMode {cfg.proxy_mode!r}, not {mode!r}"
+            )
+        support = kernel.host_support(mode)
+        if not support.ok:
+            raise ModeUnsupported(support.reason)
+        client = docker_client()
+        try:
+            client.images.get(self.image)
+        except Exception as exc:
+            raise PreconditionError(
+                f"node image {self.image!r} is not in the local Docker engine and no registry is "
+                "used: build it with `kindlab node-image build` or pass --node-image"
+            ) from exc
+        return cfg
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete clusters of earlier runs that died without cleaning up."""
+        existing = set(self.kind.clusters())
+        removed = []
+        for name, state in self.states().items():
+            if state.get("keep") or name in self.clusters:
+                continue
+            same_host = state.get("host") == socket.gethostname()
+            if same_host and _pid_alive(int(state.get("pid", 0))):
+                continue
+            if name in existing:
+                pid = state.get("pid")
+                self.progress(f"removing leftover cluster {name} (its run, pid {pid}, is gone)")
+                self.kind.delete(name)
+                removed.append(name)
+            self._forget(name)
+        return removed
+
+    def ensure(self, mode: str, config: Path | None = None) -> Cluster:
+        """The cluster for ``mode``: reused if kept and healthy, else created."""
+        if mode in self.clusters:
+            return self.clusters[mode]
+        cfg = self.check_preconditions(mode, config)
+        name = self.name_for(mode)
+        fingerprint = _fingerprint(cfg.path, self.image)
+        kubeconfig = self._kubeconfig_path(name)
+        if name in self.kind.clusters():
+            reused = self._reuse(name, mode, cfg, kubeconfig, fingerprint)
+            if reused is not None:
+                self.clusters[mode] = reused
+                return reused
+            self.kind.delete(name)
+            self._forget(name)
+        cluster = self._create(name, mode, cfg, kubeconfig, fingerprint)
+        self.clusters[mode] = cluster
+        return cluster
+
+    def _reuse(
+        self, name: str, mode: str, cfg: ClusterConfig, kubeconfig: Path, fingerprint: str
+    ) -> Cluster | None:
+        """The existing cluster ``name`` if this run made it or it is kept and unchanged."""
+        state = self.states().get(name)
+        if not state or not state.get("complete"):
+            self.progress(f"cluster {name} exists but was never completed; recreating it")
+            return None
+        if state.get("run_id") != self.run_id and not (
+            self.keep and state.get("fingerprint") == fingerprint
+        ):
+            self.progress(f"cluster {name} exists with another image or config; recreating it")
+            return None
+        cluster = Cluster(name, mode, kubeconfig, self.image, cfg, kept=self.keep)
+        try:
+            cluster.node_names = cluster.kube.wait_nodes_ready(timeout=60)
+        except KindlabError as exc:
+            self.progress(f"cluster {name} is unhealthy ({exc}); recreating it")
+            return None
+        self.progress(f"reusing cluster {name}")
+        return cluster
+
+    def _create(
+        self, name: str, mode: str, cfg: ClusterConfig, kubeconfig: Path, fingerprint: str
+    ) -> Cluster:
+        self._write_state(
+            name,
+            {
+                "name": name,
+                "mode": mode,
+                "image": self.image,
+                "config": str(cfg.path),
+                "fingerprint": fingerprint,
+                "keep": self.keep,
+                "pid": os.getpid(),
+                "run_id": self.run_id,
+                "host": socket.gethostname(),
+                "created": time.time(),
+                "complete": False,
+            },
+        )
+        self.progress(f"creating kind cluster {name} ({mode} mode, image {self.image})")
+        started = time.monotonic()
+        try:
+            self.kind.create(name, config=cfg.path, image=self.image, kubeconfig=kubeconfig)
+            cluster = Cluster(name, mode, kubeconfig, self.image, cfg, kept=self.keep)
+            cluster.node_names = cluster.kube.wait_nodes_ready(timeout=300)
+        except KeyboardInterrupt:
+            self.progress(f"interrupted: deleting cluster {name}")
+            self._discard(name)
+            raise
+        except Exception as exc:
+            logs = self._export_logs(name)
+            self._discard(name)
+            raise ClusterCreateError(
+                f"creating cluster {name} failed (logs: {logs}); nothing was left behind:\n{exc}"
+            ) from exc
+        state = self.states().get(name, {})
+        self._write_state(name, {**state, "complete": True})
+        self.progress(f"cluster {name} ready in {time.monotonic() - started:.0f}s")
+        return cluster
+
+    def _export_logs(self, name: str) -> Path | None:
+        dest = cache_dir() / "logs" / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        try:
+            return self.kind.export_logs(name, dest)
+        except Exception as exc:
+            self.progress(f"could not export logs of {name}: {exc}")
+            return None
+
+    def _discard(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            self.kind.delete(name)
+        self._forget(name)
+
+    def release(self, mode: str) -> None:
+        """Delete the mode's cluster unless clusters are kept."""
+        cluster = self.clusters.pop(mode, None)
+        if cluster is None or cluster.kept:
+            return
+        self.progress(f"deleting cluster {cluster.name}")
+        self._discard(cluster.name)
+
+    def release_all(self) -> None:
+        for mode in list(self.clusters):
+            self.release(mode)
+
+    def release_run(self) -> list[str]:
+        """Delete this run's clusters, whichever process created them (xdist workers)."""
+        removed = []
+        for name, state in self.states().items():
+            if state.get("run_id") == self.run_id and not state.get("keep"):
+                self.progress(f"deleting cluster {name}")
+                self._discard(name)
+                removed.append(name)
+        self.clusters.clear()
+        return removed
+
+    def down(self) -> list[str]:
+        """Delete every cluster kindlab has a record of, kept ones included."""
+        existing = set(self.kind.clusters())
+        removed = []
+        for name in self.states():
+            if name in existing:
+                self.progress(f"deleting cluster {name}")
+                self.kind.delete(name)
+                removed.append(name)
+            self._forget(name)
+        return removed
+
+
+@contextlib.contextmanager
+def managed_cluster(manager: ClusterManager, mode: str) -> Iterator[Cluster]:
+    """The cluster for ``mode`` for the duration of the block; released afterwards."""
+    try:
+        yield manager.ensure(mode)
+    finally:
+        manager.release(mode)
+
+
+def _fingerprint(config: Path, image: str) -> str:
+    digest = hashlib.sha256(config.read_bytes())
+    digest.update(image.encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,214 @@
+"""The kind driver: find the kind binary, create, list and delete clusters.
+
+Runs the real ``kind`` CLI (through the ``sh`` package, argv lists only) and
+streams its progress to the caller. Never touches the user's
+``~/.kube/config``: every cluster gets a kubeconfig file of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sh
+import yaml
+
+from kindlab.errors import CommandError, PreconditionError
+from kindlab.paths import cache_dir
+
+#: The kind release kindlab pins when it has to build kind itself.
+KIND_VERSION = "v0.30.0"
+KIND_MODULE = "sigs.k8s.io/kind"
+PROXY_MODES = ("iptables", "ipvs", "nftables")
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """The parts of a kind cluster config that kindlab relies on."""
+
+    path: Path
+    proxy_mode: str
+    service_subnet: str
+    pod_subnet: str | None
+    node_roles: tuple[str, ...]
+
+
+def load_cluster_config(path: Path) -> ClusterConfig:
+    """Read and check a kind cluster config; raise :class:`PreconditionError` if unusable."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PreconditionError(f"cluster config {path}: cannot read it: {exc.strerror}") from exc
+    return parse_cluster_config(text, path)
+
+
+def parse_cluster_config(text: str, path: Path = Path("<config>")) -> ClusterConfig:
+    """Check a kind ``Cluster`` config document (pure; see :func:`load_cluster_config`)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PreconditionError(f"cluster config {path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        kind = type(doc).__name__
+        raise PreconditionError(f"cluster config {path}: expected a mapping, got {kind}")
+    if doc.get("kind") != "Cluster" or not str(doc.get("apiVersion", "")).startswith(
+        "kind.x-k8s.io/"
+    ):
+        raise PreconditionError(
+            f"cluster config {path}: expected kind: Cluster and apiVersion: kind.x-k8s.io/v1alpha4"
+        )
+    net = doc.get("networking") or {}
+    if not isinstance(net, dict):
+        raise PreconditionError(f"cluster config {path}: networking must be a mapping")
+    mode = net.get("kubeProxyMode", "iptables")
+    if mode not in PROXY_MODES:
+        raise PreconditionError(
+            f"cluster config {path}: unknown kubeProxyMode {mode!r}; "
+            f"expected one of {', '.join(PROXY_MODES)}"
+        )
+    nodes = doc.get("nodes") or [{"role": "control-plane"}]
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
+        raise PreconditionError(f"cluster config {path}: nodes must be a list of mappings")
+    roles = tuple(str(n.get("role", "control-plane")) for n in nodes)
+    if "control-plane" not in roles:
+        raise PreconditionError(f"cluster config {path}: needs at least one control-plane node")
+    return ClusterConfig(
+        path=path,
+        proxy_mode=mode,
+        service_subnet=str(net.get("serviceSubnet", "10.96.0.0/12")),
+        pod_subnet=net.get("podSubnet"),
+        node_roles=roles,
+    )
+
+
+def find_kind(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    progress: Progress = _quiet,
+    version: str = KIND_VERSION,
+) -> Path:
+    """Locate the kind binary: ``explicit``, then ``PATH``, then build it with Go.
+
+    The Go build (``go install sigs.k8s.io/kind@VERSION``) lands in kindlab's
+    cache and is reused afterwards.
+    """
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise PreconditionError(f"--kind-bin {path}: no executable file there")
+        return path
+    on_path = shutil.which("kind")
+    if on_path:
+        return Path(on_path)
+    cached = cache_dir() / "bin" / f"kind-{version}"
+    if cached.is_file():
+        return cached
+    go = shutil.which("go")
+    if not go:
+        raise PreconditionError(
+            "no kind binary: pass --kind-bin, put kind on PATH, or install Go so that "
+            f"kindlab can build {KIND_MODULE}@{version}"
+        )
+    gobin = cached.parent / f".gobin-{os.getpid()}"
+    gobin.mkdir(parents=True, exist_ok=True)
+    argv = [go, "install", f"{KIND_MODULE}@{version}"]
+    progress(f"building kind {version} with Go (once; cached in {cached.parent})")
+    proc = subprocess.run(
+        argv, env={**os.environ, "GOBIN": str(gobin)}, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(gobin, ignore_errors=True)
+        raise CommandError(argv, proc.returncode, proc.stdout, proc.stderr)
+    (gobin / "kind").replace(cached)
+    shutil.rmtree(gobin, ignore_errors=True)
+    return cached
+
+
+class Kind:
+    """The ``kind`` command line, as a plain object."""
+
+    def __init__(self, binary: Path, *, progress: Progress = _quiet) -> None:
+        self.binary = binary
+        self.progress = progress
+
+    def _run(self, args: Sequence[str], *, stream: bool = False, timeout: float = 600) -> str:
+        argv = [str(self.binary), *args]
+        out: list[str] = []
+        err: list[str] = []
+
+        def on_err(line: str) -> None:
+            err.append(line)
+            if stream:
+                self.progress(line.rstrip("\n"))
+
+        try:
+            result: Any = sh.Command(argv[0])(
+                *argv[1:],
+                _out=out.append,
+                _err=on_err,
+                _timeout=timeout,
+                _env=dict(os.environ),
+            )
+            result.wait()
+        except sh.ErrorReturnCode as exc:
+            raise CommandError(argv, exc.exit_code, "".join(out), "".join(err)) from exc
+        except sh.TimeoutException as exc:
+            raise CommandError(argv, None, "".join(out), "".join(err), timed_out=True) from exc
+        return "".join(out)
+
+    def version(self) -> str:
+        return self._run(["version"]).strip()
+
+    def clusters(self) -> list[str]:
+        return [line for line in self._run(["get", "clusters"]).splitlines() if line.strip()]
+
+    def nodes(self, name: str) -> list[str]:
+        return [line for line in self._run(["get", "nodes", "--name", name]).splitlines() if line]
+
+    def create(
+        self,
+        name: str,
+        *,
+        config: Path,
+        image: str,
+        kubeconfig: Path,
+        wait: str = "300s",
+    ) -> None:
+        """``kind create cluster``; kind's progress goes to the progress callback."""
+        kubeconfig.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # kind writes into the file; create it first so it is never world-readable.
+        kubeconfig.touch(mode=0o600, exist_ok=True)
+        kubeconfig.chmod(0o600)
+        args = [
+            "create", "cluster",
+            "--name", name,
+            "--config", str(config),
+            "--image", image,
+            "--kubeconfig", str(kubeconfig),
+            "--wait", wait,
+            "--retain",
+        ]  # fmt: skip
+        self._run(args, stream=True, timeout=900)
+        kubeconfig.chmod(0o600)
+
+    def delete(self, name: str, *, kubeconfig: Path | None = None) -> None:
+        args = ["delete", "cluster", "--name", name]
+        if kubeconfig is not None:
+            args += ["--kubeconfig", str(kubeconfig)]
+        self._run(args, timeout=300)
+
+    def export_logs(self, name: str, dest: Path) -> Path:
+        dest.mkdir(parents=True, exist_ok=True)
+        self._run(["export", "logs", str(dest), "--name", name], timeout=300)
+        return dest
