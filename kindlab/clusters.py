@@ -132,12 +132,7 @@ class ClusterManager:
         tmp.replace(self._state_path(name))
 
     def states(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        if self.state_dir.is_dir():
-            for path in sorted(self.state_dir.glob("*.json")):
-                with contextlib.suppress(OSError, ValueError):
-                    out[path.stem] = json.loads(path.read_text())
-        return out
+        return read_states(self.state_dir)
 
     def _forget(self, name: str) -> None:
         for path in (self._state_path(name), self._kubeconfig_path(name)):
@@ -311,6 +306,17 @@ class ClusterManager:
                 removed.append(name)
             self._forget(name)
         return removed
+
+
+def read_states(state_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The state files of kindlab's clusters, by cluster name."""
+    directory = state_dir or cache_dir() / "clusters"
+    out: dict[str, dict[str, Any]] = {}
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                out[path.stem] = json.loads(path.read_text())
+    return out
 
 
 @contextlib.contextmanager

@@ -1,0 +1,140 @@
+"""The ``kindlab`` command: clusters for learners, the walker, the node image.
+
+    kindlab up --mode iptables        a kept cluster with the sample Services
+    kindlab explain 10.96.0.10        evidence and walk for one Service
+    kindlab walk DUMP --proto icmp --dst 10.96.0.10
+    kindlab node-image build          the offline kind node image
+    kindlab status | down             what kindlab created; remove all of it
+
+Errors that a user can fix are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from kindlab import __version__
+from kindlab.cleanup import remove_labelled_containers
+from kindlab.clusters import ClusterManager, config_path, read_states
+from kindlab.errors import CommandError, KindlabError
+from kindlab.kind import Kind, find_kind
+from kindlab.samples import deploy_samples
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _say(message: str) -> None:
+    print(f"kindlab: {message}", file=sys.stderr, flush=True)
+
+
+def _manager(args: argparse.Namespace, *, keep: bool = True, image: str = "") -> ClusterManager:
+    kind = Kind(find_kind(getattr(args, "kind_bin", None), progress=_say), progress=_say)
+    return ClusterManager(kind, image=image, keep=keep, progress=_say)
+
+
+def _node_image(args: argparse.Namespace) -> str:
+    if args.node_image:
+        return str(args.node_image)
+    from kindlab import nodeimage
+
+    version = args.kubernetes_version or nodeimage.DEFAULT_KUBERNETES_VERSION
+    return str(nodeimage.build(version, progress=_say))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config_path(args.mode)  # an unknown mode fails here, before anything is built
+    image = _node_image(args)
+    manager = _manager(args, keep=True, image=image)
+    cluster = manager.ensure(args.mode)
+    samples = deploy_samples(cluster.kube, progress=_say)
+    print(f"cluster     {cluster.name} ({args.mode} mode)")
+    print(f"node        {cluster.control_plane}")
+    print(f"kubeconfig  {cluster.kubeconfig}")
+    for svc in (samples.web, samples.empty):
+        ports = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
+        eps = ", ".join(svc.ready_ips) or "no endpoints"
+        print(f"service     {svc.namespace}/{svc.name}  {svc.cluster_ip}  {ports}  -> {eps}")
+    print()
+    print("explore:")
+    print(f"  docker exec {cluster.control_plane} ping -c 2 -W 1 {samples.web.cluster_ip}")
+    print(f"  docker exec {cluster.control_plane} iptables-save -t nat")
+    print(f"  kindlab explain {samples.web.cluster_ip}")
+    print(f"  kubectl --kubeconfig {cluster.kubeconfig} get svc,endpointslices -n kindlab-lab")
+    print("  kindlab down            # removes everything kindlab created")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    removed = manager.down()
+    containers = remove_labelled_containers()
+    print(f"removed {len(removed)} cluster(s) {removed} and {len(containers)} container(s)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    states = read_states()
+    if not states:
+        print("no kindlab clusters")
+    for name, state in states.items():
+        kept = "kept" if state.get("keep") else f"run {state.get('run_id')} pid {state.get('pid')}"
+        done = "" if state.get("complete") else " (incomplete)"
+        print(f"{name}  {state.get('mode')}  {state.get('image')}  {kept}{done}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kindlab",
+        description="A reproducible lab over kind clusters: what kube-proxy does to Services.",
+    )
+    parser.add_argument("--version", action="version", version=f"kindlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cluster_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--kind-bin", help="kind binary (default: PATH, else built with Go)")
+
+    up = sub.add_parser("up", help="create (or reuse) a kept cluster with the sample Services")
+    up.add_argument("--mode", required=True, help="kube-proxy mode: iptables, nftables or ipvs")
+    up.add_argument("--node-image", help="kind node image (default: kindlab's offline image)")
+    up.add_argument("--kubernetes-version", help="version of the offline image to build")
+    cluster_opts(up)
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="delete every cluster and container kindlab created")
+    cluster_opts(down)
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="list the clusters kindlab knows of")
+    status.set_defaults(func=cmd_status)
+
+    from kindlab import walk_cli
+
+    walk_cli.register_cli(sub)
+    from kindlab import nodeimage
+
+    nodeimage.register_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Handler = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except CommandError as exc:
+        print(f"kindlab: error: {exc}", file=sys.stderr)
+        return 1
+    except KindlabError as exc:
+        print(f"kindlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""kindlab's pytest plugin: options, markers, cluster fixtures, evidence on failure.
+
+Registered through the ``pytest11`` entry point, so installing kindlab is
+enough. Fixtures are thin: the drivers in :mod:`kindlab.clusters`,
+:mod:`kindlab.node` and :mod:`kindlab.kube` own the resources.
+
+One kind cluster per proxy mode is created on first use and shared by the
+whole session; under pytest-xdist the first worker creates it (under a file
+lock) and the others reuse it, and the controller deletes it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from kindlab.clusters import Cluster, ClusterManager, ModeUnsupported, read_states
+from kindlab.evidence import Evidence
+from kindlab.kind import PROXY_MODES, Kind, find_kind
+from kindlab.node import Node
+from kindlab.samples import Samples, deploy_samples
+
+MARKERS = {
+    "iptables": "a lab check of kube-proxy in iptables mode (needs a kind cluster)",
+    "ipvs": "a lab check of kube-proxy in ipvs mode (needs IP_VS and dummy in the host kernel)",
+    "nftables": "a lab check of kube-proxy in nftables mode (needs a kind cluster)",
+    "live": "needs a Docker engine; may create kind clusters",
+}
+
+evidence_key = pytest.StashKey[Evidence]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kindlab", "kindlab: kind clusters per kube-proxy mode")
+    group.addoption(
+        "--kind-bin",
+        default=os.environ.get("KINDLAB_KIND_BIN"),
+        help="kind binary to use (default: kind on PATH, else built with Go and cached)",
+    )
+    group.addoption(
+        "--node-image",
+        default=os.environ.get("KINDLAB_NODE_IMAGE"),
+        help="kind node image (default: kindlab's offline image, built or reused from cache)",
+    )
+    group.addoption(
+        "--kubernetes-version",
+        default=None,
+        help="Kubernetes version of the node image kindlab builds when --node-image is not given",
+    )
+    group.addoption(
+        "--keep-clusters",
+        action="store_true",
+        default=False,
+        help="keep the lab's clusters after the run and reuse them next time (`kindlab down` "
+        "removes them)",
+    )
+    group.addoption(
+        "--kindlab-report",
+        default=None,
+        metavar="PATH",
+        help="write the lab report to PATH.md and PATH.json",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+# -- evidence ----------------------------------------------------------------
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[evidence_key] = Evidence()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    evidence = item.stash.get(evidence_key, None)
+    if evidence and report.failed:
+        report.sections.append(("kindlab evidence", evidence.render()))
+    return report  # type: ignore[return-value]
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """The evidence log of the current test: node commands land here, add notes freely."""
+    log: Evidence = request.node.stash.setdefault(evidence_key, Evidence())
+    return log
+
+
+# -- clusters ------------------------------------------------------------------
+
+
+def _say(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not hasattr(config, "workerinput"):
+        reporter.write_line(f"kindlab: {message}")
+    else:
+        print(f"kindlab: {message}", file=sys.stderr, flush=True)
+
+
+def _run_id(config: pytest.Config) -> str | None:
+    """Shared by all xdist workers of one run, so that they agree on cluster names."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    return uid[:6] if uid else None
+
+
+def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker has basetemp/popen-gwN; the parent is shared.
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def kind_binary(pytestconfig: pytest.Config) -> Path:
+    """The kind binary: ``--kind-bin``, else PATH, else built with Go and cached."""
+    return find_kind(pytestconfig.getoption("kind_bin"), progress=lambda m: _say(pytestconfig, m))
+
+
+@pytest.fixture(scope="session")
+def node_image(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The node image: ``--node-image``, else kindlab's offline image (built once, cached)."""
+    explicit = pytestconfig.getoption("node_image")
+    if explicit:
+        return str(explicit)
+    from kindlab import nodeimage
+
+    version = pytestconfig.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
+    with FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-node-image.lock")):
+        return nodeimage.build(version, progress=lambda m: _say(pytestconfig, m))
+
+
+@pytest.fixture(scope="session")
+def cluster_manager(
+    pytestconfig: pytest.Config,
+    kind_binary: Path,
+    node_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterManager]:
+    """Owns this session's clusters; deletes them at the end unless ``--keep-clusters``."""
+    say = lambda m: _say(pytestconfig, m)  # noqa: E731
+    manager = ClusterManager(
+        Kind(kind_binary, progress=say),
+        image=node_image,
+        keep=pytestconfig.getoption("keep_clusters"),
+        run_id=_run_id(pytestconfig),
+        progress=say,
+    )
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        manager.remove_leftovers()
+    pytestconfig.stash[_manager_key] = manager
+    try:
+        yield manager
+    finally:
+        # Under xdist the controller deletes the run's clusters once every worker is done.
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            manager.release_all()
+
+
+_manager_key = pytest.StashKey[ClusterManager]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under xdist, the controller deletes the clusters its workers shared."""
+    config = session.config
+    run_id = _run_id(config)
+    if hasattr(config, "workerinput") or run_id is None or config.getoption("keep_clusters"):
+        return
+    if not any(s.get("run_id") == run_id for s in read_states().values()):
+        return
+    kind = Kind(find_kind(config.getoption("kind_bin")))
+    ClusterManager(kind, image="", run_id=run_id, progress=lambda m: _say(config, m)).release_run()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A check of a proxy mode needs a cluster: `-m "not live"` leaves it out.
+    for item in items:
+        if any(item.get_closest_marker(mode) for mode in PROXY_MODES):
+            item.add_marker(pytest.mark.live)
+
+
+def _cluster(
+    manager: ClusterManager, mode: str, tmp_path_factory: pytest.TempPathFactory
+) -> Cluster:
+    with FileLock(str(_lock_dir(tmp_path_factory) / f"kindlab-{mode}.lock")):
+        try:
+            return manager.ensure(mode)
+        except ModeUnsupported as exc:
+            pytest.skip(f"{mode} mode cannot run here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def iptables_cluster(
+    cluster_manager: ClusterManager, tmp_path_factory: pytest.TempPathFactory
+) -> Cluster:
+    """A kind cluster whose kube-proxy runs in iptables mode (clusters/iptables.yaml)."""
+    return _cluster(cluster_manager, "iptables", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def nftables_cluster(
+    cluster_manager: ClusterManager, tmp_path_factory: pytest.TempPathFactory
+) -> Cluster:
+    """A kind cluster whose kube-proxy runs in nftables mode (clusters/nftables.yaml)."""
+    return _cluster(cluster_manager, "nftables", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def ipvs_cluster(
+    cluster_manager: ClusterManager, tmp_path_factory: pytest.TempPathFactory
+) -> Cluster:
+    """A kind cluster whose kube-proxy runs in ipvs mode; skips where the kernel lacks IP_VS."""
+    return _cluster(cluster_manager, "ipvs", tmp_path_factory)
+
+
+def mode_of(item: pytest.Item) -> str:
+    """The proxy mode a test is marked with (exactly one of the mode markers)."""
+    modes = [m for m in PROXY_MODES if item.get_closest_marker(m)]
+    if len(modes) != 1:
+        raise pytest.UsageError(
+            f"{item.nodeid}: the `cluster` fixture needs exactly one of the markers "
+            f"{', '.join(PROXY_MODES)}; found {modes or 'none'}"
+        )
+    return modes[0]
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> Cluster:
+    """The cluster of the proxy mode this test is marked with (``@pytest.mark.iptables``…)."""
+    mode = mode_of(request.node)
+    if mode == "ipvs":
+        # Ask before the session fixture so that an unsupported kernel skips without
+        # building a node image first.
+        from kindlab import kernel
+
+        support = kernel.host_support(mode)
+        if not support.ok:
+            pytest.skip(f"ipvs mode cannot run here: {support.reason}")
+    result: Cluster = request.getfixturevalue(f"{mode}_cluster")
+    return result
+
+
+@pytest.fixture
+def node(cluster: Cluster, evidence: Evidence) -> Node:
+    """The cluster's control-plane node; every command run in it is recorded as evidence."""
+    return cluster.node(recorder=evidence.record)
+
+
+_samples: dict[str, Samples] = {}
+
+
+@pytest.fixture
+def samples(cluster: Cluster, pytestconfig: pytest.Config) -> Samples:
+    """The sample Services (labs/manifests), deployed once per cluster, endpoints ready."""
+    if cluster.name not in _samples:
+        _samples[cluster.name] = deploy_samples(
+            cluster.kube, progress=lambda m: _say(pytestconfig, m)
+        )
+    return _samples[cluster.name]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    image = config.getoption("node_image") or "kindlab offline image (built on first use)"
+    keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
+    return [f"kindlab: node image {image}; clusters {keep}"]
