@@ -27,7 +27,8 @@ Schema::
       target: str | None                    # -j / -g; None for a counting rule
       goto: bool                            # True for -g
       target_options: (Option, ...)         # --to-destination, --set-xmark, ...
-      accessors: comment, dport, probability, to_destination,
+      accessors: text (raw minus counters), comment, dport, dports, probability,
+                 probability_text, to_destination,
                  match(module), option(name), target_option(name)
     Option
       name: str                             # with its dashes: "--dport"
@@ -165,6 +166,14 @@ class Rule:
             if opt.name in names:
                 return opt
         return None
+
+    @property
+    def text(self) -> str:
+        """The rule as ``iptables-save`` (without ``-c``) prints it: ``raw`` minus counters."""
+        line = self.raw.strip()
+        if line.startswith("["):
+            line = line.partition(" ")[2].lstrip()
+        return line
 
     @property
     def comment(self) -> str | None:

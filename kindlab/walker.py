@@ -1,0 +1,880 @@
+"""Walk one packet through a parsed nat table, the way netfilter would.
+
+Given the nat :class:`~kindlab.parsers.iptables.Table`, a hook (``OUTPUT`` for a
+packet sent by the node itself, ``PREROUTING`` for one arriving from outside or
+from a pod) and a :class:`Packet`, :func:`walk` follows the jumps, gotos and
+RETURNs from the hook's chain and reports every way the walk can end.
+
+It evaluates ``-s``/``-d`` (CIDR, negation), ``-p``, ``-i``/``-o``,
+``--dport``/``--sport`` (ranges), ``-m multiport``, ``-m addrtype`` (against the
+local addresses, when given), ``-m conntrack``/``-m state`` (nat only sees the
+first packet of a connection, so its state is NEW) and ``-m statistic --mode
+random``. A random rule splits the walk: it is taken with probability p and
+passed with 1 - p, so each outcome's share is the product along its path;
+three endpoints come out at exactly 1/3 each.
+
+What it cannot know it does not guess. Marks (``-m mark``, ``-m connmark``), an
+unknown source address, an unknown set of local addresses, other match modules:
+the rule is *undetermined*. If its target cannot change the verdict (a MARK, or a
+chain such as KUBE-MARK-MASQ that only marks), the walk notes it and goes on.
+Otherwise both branches are walked; if they end the same way the note says so,
+and if not, each outcome lists the assumption it depends on.
+
+Schema::
+
+    WalkResult
+      hook: str                      # "OUTPUT" | "PREROUTING"
+      packet: Packet
+      path: (Step, ...)              # steps every outcome shares, in order
+      outcomes: (Outcome, ...)       # every way the walk ends
+      notes: (str, ...)              # what could not be evaluated, and why
+      translated: bool               # some outcome rewrites the destination
+      determined: bool               # no outcome depends on an assumption
+      translations: (Outcome, ...)   # the outcomes that DNAT (or REDIRECT)
+    Outcome
+      verdict: str                   # "DNAT", "ACCEPT" (policy), "REJECT", "LOOP", ...
+      to: str | None                 # "IP:PORT" for DNAT, else None
+      share: Fraction                # exact effective probability
+      probability: float             # float(share)
+      path: (Step, ...)              # the full path of this outcome
+      trace: (Step, ...)             # path plus the rules that did not match
+      assumptions: (str, ...)        # undetermined rules this outcome assumes
+    Step
+      chain: str
+      rule: Rule | None              # None for a chain's policy or its end
+      matched: "match" | "no match" | "random: taken" | "random: not taken"
+               | "undetermined" | "policy" | "end of chain"
+      action: str                    # "jump KUBE-SERVICES", "DNAT to 10.244.0.5:8080", ...
+      why: str                       # which conditions held, or which did not
+      share: Fraction | None         # for random steps: p or 1 - p
+
+Example::
+
+    >>> from kindlab.parsers.iptables import parse_iptables_save
+    >>> nat = parse_iptables_save('''*nat
+    ... :OUTPUT ACCEPT [0:0]
+    ... :KUBE-SERVICES - [0:0]
+    ... :KUBE-SVC-X - [0:0]
+    ... -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+    ... -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-X
+    ... -A KUBE-SVC-X -m statistic --mode random --probability 0.50000000000 \
+-j DNAT --to-destination 10.244.0.5:8080
+    ... -A KUBE-SVC-X -j DNAT --to-destination 10.244.1.3:8080
+    ... COMMIT
+    ... ''').table("nat")
+    >>> result = walk(nat, "OUTPUT", Packet(dst="10.96.0.10", proto="tcp", dport=80))
+    >>> [(o.to, str(o.share)) for o in result.outcomes]
+    [('10.244.0.5:8080', '1/2'), ('10.244.1.3:8080', '1/2')]
+    >>> [s.chain for s in result.path]
+    ['OUTPUT', 'KUBE-SERVICES']
+    >>> walk(nat, "OUTPUT", Packet(dst="10.96.0.10", proto="icmp")).translated
+    False
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+from kindlab.errors import KindlabError
+from kindlab.parsers.iptables import Match, Option, Rule, Table
+
+__all__ = [
+    "HOOKS",
+    "Outcome",
+    "Packet",
+    "Step",
+    "WalkError",
+    "WalkResult",
+    "format_share",
+    "walk",
+]
+
+HOOKS = ("OUTPUT", "PREROUTING")
+
+StepKind = Literal[
+    "match",
+    "no match",
+    "random: taken",
+    "random: not taken",
+    "undetermined",
+    "policy",
+    "end of chain",
+]
+
+# Targets that end the walk with a verdict.
+_TERMINAL = frozenset(
+    {"ACCEPT", "DROP", "REJECT", "DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP", "NFQUEUE"}
+)
+# Targets that do something to the packet (or log it) and let it continue.
+_CONTINUE = frozenset(
+    {
+        "MARK",
+        "CONNMARK",
+        "LOG",
+        "NFLOG",
+        "TRACE",
+        "NOTRACK",
+        "CT",
+        "AUDIT",
+        "CLASSIFY",
+        "DSCP",
+        "TOS",
+        "TTL",
+        "SET",
+        "CHECKSUM",
+    }
+)
+_TRANSLATING = frozenset({"DNAT", "REDIRECT"})
+_PORT_MODULES = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})
+_PROTO_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp", "132": "sctp"}
+_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+# The kernel stores a statistic probability as a 32-bit fraction, so kube-proxy's
+# 1/3 comes back as 0.33333333349. Values this close to 1/k are read as 1/k.
+_SNAP_TOLERANCE = Fraction(1, 10**9)
+_MAX_DEPTH = 64
+
+
+class WalkError(KindlabError, ValueError):
+    """The walk cannot start: unknown hook, no such chain, a malformed packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """The first packet of a connection, as the nat table sees it.
+
+    ``src``/``dport``/interfaces may be None: unknown. Rules that test an unknown
+    field are reported as undetermined rather than guessed.
+    """
+
+    dst: str
+    proto: str = "tcp"
+    dport: int | None = None
+    src: str | None = None
+    sport: int | None = None
+    in_interface: str | None = None
+    out_interface: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("dst", "src"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise WalkError(f"packet {name} must be an IP address, got {value!r}") from None
+        for name in ("dport", "sport"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise WalkError(f"packet {name} must be 0..65535, got {port}")
+        if not self.proto or self.proto != self.proto.lower():
+            raise WalkError(
+                f"packet proto must be a lower-case name such as tcp, got {self.proto!r}"
+            )
+
+    def describe(self) -> str:
+        """``tcp 10.0.0.1 -> 10.96.0.10:80`` (unknown source shown as ``?``)."""
+        dst = f"{self.dst}:{self.dport}" if self.dport is not None else self.dst
+        src = self.src or "?"
+        if self.sport is not None:
+            src = f"{src}:{self.sport}"
+        return f"{self.proto} {src} -> {dst}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One rule (or a chain's end or policy) on a walk's path."""
+
+    chain: str
+    rule: Rule | None
+    matched: StepKind
+    action: str
+    why: str
+    share: Fraction | None = None
+
+    @property
+    def raw(self) -> str | None:
+        """The rule's line as iptables-save printed it (counters stripped)."""
+        return self.rule.text if self.rule else None
+
+    @property
+    def line_no(self) -> int | None:
+        return self.rule.line_no if self.rule else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "rule": self.raw,
+            "line": self.line_no,
+            "matched": self.matched,
+            "action": self.action,
+            "why": self.why,
+            "share": str(self.share) if self.share is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One way the walk ends, with its exact share of the packets."""
+
+    verdict: str
+    to: str | None
+    share: Fraction
+    path: tuple[Step, ...]
+    trace: tuple[Step, ...] = ()
+    assumptions: tuple[str, ...] = ()
+
+    @property
+    def probability(self) -> float:
+        return float(self.share)
+
+    @property
+    def translated(self) -> bool:
+        return self.verdict in _TRANSLATING
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "probability": self.probability,
+            "share": str(self.share),
+            "verdict": self.verdict,
+            "assumptions": list(self.assumptions),
+            "path": [s.to_dict() for s in self.path],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    """Everything :func:`walk` found; see the module docstring."""
+
+    hook: str
+    packet: Packet
+    path: tuple[Step, ...]
+    outcomes: tuple[Outcome, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def translations(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.translated)
+
+    @property
+    def translated(self) -> bool:
+        return any(o.translated for o in self.outcomes)
+
+    @property
+    def determined(self) -> bool:
+        return not any(o.assumptions for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``outcomes`` lists only the translations (empty when none)."""
+        return {
+            "hook": self.hook,
+            "packet": {
+                "src": self.packet.src,
+                "dst": self.packet.dst,
+                "proto": self.packet.proto,
+                "dport": self.packet.dport,
+            },
+            "path": [s.to_dict() for s in self.path],
+            "translated": self.translated,
+            "determined": self.determined,
+            "outcomes": [o.to_dict() for o in self.translations],
+            "endings": [o.to_dict() for o in self.outcomes],
+            "notes": list(self.notes),
+        }
+
+
+def format_share(share: Fraction) -> str:
+    """``1/3 (33.33%)``; ``1 (100%)``."""
+    pct = f"{float(share) * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{share} ({pct}%)"
+
+
+def walk(
+    nat: Table,
+    hook: str,
+    packet: Packet,
+    *,
+    local_addresses: Iterable[str] | None = None,
+    max_evaluations: int = 200_000,
+) -> WalkResult:
+    """Walk ``packet`` through ``nat`` from the built-in chain ``hook``.
+
+    ``local_addresses``: the node's own addresses, for ``-m addrtype --dst-type
+    LOCAL``; None means unknown (loopback addresses are always local).
+    ``max_evaluations`` bounds the work on pathological tables.
+    Raises :class:`WalkError` for an unknown hook or a hook chain missing from the table.
+    """
+    if hook not in HOOKS:
+        raise WalkError(f"hook must be one of {', '.join(HOOKS)}, got {hook!r}")
+    chain = nat.chains.get(hook)
+    if chain is None:
+        raise WalkError(
+            f"table {nat.name!r} has no chain {hook}; walk needs the nat table "
+            "(iptables-save -t nat)"
+        )
+    if not chain.builtin:
+        raise WalkError(f"chain {hook} in table {nat.name!r} is not a built-in chain")
+    walker = _Walker(nat, hook, packet, local_addresses, max_evaluations)
+    if nat.name != "nat":
+        walker.note(f"table {nat.name!r} is not the nat table; walked it anyway")
+    start = _State(stack=(_Frame(hook, 0, (hook,)),), share=Fraction(1))
+    outcomes = tuple(walker.run(start))
+    return WalkResult(
+        hook=hook,
+        packet=packet,
+        path=_common_prefix([o.path for o in outcomes]),
+        outcomes=outcomes,
+        notes=tuple(walker.notes),
+    )
+
+
+# --- internals ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    chain: str
+    index: int
+    # Chains this frame has stood for: a goto replaces the frame, and a loop
+    # through gotos must still be caught.
+    lineage: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    stack: tuple[_Frame, ...]
+    share: Fraction
+    path: tuple[Step, ...] = ()
+    trace: tuple[Step, ...] = ()
+    assumptions: tuple[str, ...] = ()
+
+    def add(self, step: Step) -> _State:
+        path = self.path if step.matched == "no match" else (*self.path, step)
+        return replace(self, path=path, trace=(*self.trace, step))
+
+
+Tri = Literal["yes", "no", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    state: Tri
+    why: str
+    probability: Fraction | None = None  # set when a random match is involved
+
+
+@dataclass
+class _Walker:
+    table: Table
+    hook: str
+    packet: Packet
+    local: Iterable[str] | None
+    budget: int
+    notes: list[str] = field(default_factory=list)
+    _local: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] | None = None
+    _decides_cache: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.local is not None:
+            try:
+                self._local = frozenset(ipaddress.ip_address(a) for a in self.local)
+            except ValueError as e:
+                raise WalkError(f"local addresses must be IP addresses: {e}") from None
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # -- the walk --
+
+    def run(self, state: _State) -> list[Outcome]:
+        while True:
+            frame = state.stack[-1]
+            chain = self.table.chains[frame.chain]
+            if frame.index >= len(chain.rules):
+                if len(state.stack) == 1:
+                    return [self._policy(state, chain.name, "end of the chain")]
+                caller = state.stack[-2].chain
+                state = replace(state, stack=state.stack[:-1]).add(
+                    Step(
+                        chain.name, None, "end of chain", f"return to {caller}", "no rule ended it"
+                    )
+                )
+                continue
+            rule = chain.rules[frame.index]
+            state = replace(state, stack=(*state.stack[:-1], replace(frame, index=frame.index + 1)))
+            self.budget -= 1
+            if self.budget < 0:
+                raise WalkError(
+                    "walk gave up: too many rule evaluations (a huge table, or too many branches)"
+                )
+            check = self._evaluate(rule)
+            if check.state == "no":
+                state = state.add(Step(chain.name, rule, "no match", "skip", check.why))
+                continue
+            if check.state == "yes" and check.probability is None:
+                state, ended = self._apply(state, rule, "match", check.why)
+                if ended is not None:
+                    return [ended]
+                continue
+            if check.state == "yes" and check.probability is not None:
+                return self._random(state, rule, check)
+            state, outcomes = self._undetermined(state, rule, check)
+            if outcomes is not None:
+                return outcomes
+
+    def _random(self, state: _State, rule: Rule, check: _Check) -> list[Outcome]:
+        p = check.probability
+        assert p is not None  # guarded by the caller
+        if not self._decides(rule):
+            self.note(
+                f"line {rule.line_no}: random rule whose target {rule.target} cannot change "
+                "the verdict; not branched"
+            )
+            step = Step(rule.chain, rule, "random: taken", self._action(rule), check.why, p)
+            return self.run(state.add(step))
+        outcomes: list[Outcome] = []
+        if p > 0:
+            taken = replace(state, share=state.share * p)
+            taken, ended = self._apply(taken, rule, "random: taken", check.why, p)
+            outcomes.extend([ended] if ended is not None else self.run(taken))
+        if p < 1:
+            passed = replace(state, share=state.share * (1 - p)).add(
+                Step(rule.chain, rule, "random: not taken", "continue", check.why, 1 - p)
+            )
+            outcomes.extend(self.run(passed))
+        return outcomes
+
+    def _undetermined(
+        self, state: _State, rule: Rule, check: _Check
+    ) -> tuple[_State, list[Outcome] | None]:
+        where = f"line {rule.line_no} ({rule.chain})"
+        if not self._decides(rule):
+            self.note(
+                f"{where}: undetermined ({check.why}); its target {rule.target} cannot "
+                "change the verdict, so the walk goes on"
+            )
+            step = Step(rule.chain, rule, "undetermined", f"{self._action(rule)}?", check.why)
+            return state.add(step), None
+        # Walk both ways; keep one if they end alike, both with assumptions if not.
+        at = len(state.assumptions)
+        assume_yes = f"{where} matched: {check.why}"
+        assume_no = f"{where} did not match: {check.why}"
+        taken = replace(state, assumptions=(*state.assumptions, assume_yes))
+        if check.probability is not None:
+            taken = replace(taken, share=taken.share * check.probability)
+        taken, ended = self._apply(taken, rule, "undetermined", f"assumed to match: {check.why}")
+        yes = [ended] if ended is not None else self.run(taken)
+        passed = state.add(Step(rule.chain, rule, "undetermined", "continue", check.why))
+        no = self.run(passed)
+        if _signature(yes) == _signature(no):
+            self.note(f"{where}: undetermined ({check.why}); the verdict is the same either way")
+            return state, no
+        self.note(f"{where}: undetermined ({check.why}); the outcomes depend on it")
+        no = [
+            replace(o, assumptions=(*o.assumptions[:at], assume_no, *o.assumptions[at:]))
+            for o in no
+        ]
+        return state, yes + no
+
+    def _apply(
+        self,
+        state: _State,
+        rule: Rule,
+        kind: StepKind,
+        why: str,
+        share: Fraction | None = None,
+    ) -> tuple[_State, Outcome | None]:
+        """Carry out the rule's target; an Outcome when the walk ends here."""
+        target = rule.target
+        chain = rule.chain
+        action = self._action(rule)
+        step = Step(chain, rule, kind, action, why, share)
+        if target is None:
+            return state.add(step), None
+        if target in self.table.chains:
+            lineage = [c for f in state.stack for c in f.lineage]
+            if target in lineage or len(state.stack) >= _MAX_DEPTH:
+                self.note(
+                    f"line {rule.line_no}: {target} is already being walked (a loop); "
+                    "iptables would refuse this table"
+                )
+                return state, self._end(state.add(step), "LOOP", None)
+            if rule.goto:
+                top = state.stack[-1]
+                frame = _Frame(target, 0, (*top.lineage, target))
+                return replace(state.add(step), stack=(*state.stack[:-1], frame)), None
+            frame = _Frame(target, 0, (target,))
+            return replace(state.add(step), stack=(*state.stack, frame)), None
+        if target == "RETURN":
+            state = state.add(step)
+            if len(state.stack) == 1:
+                return state, self._policy(state, chain, "RETURN from the built-in chain")
+            return replace(state, stack=state.stack[:-1]), None
+        if target == "DNAT":
+            return state, self._end(state.add(step), "DNAT", self._dnat_to(rule))
+        if target == "REDIRECT":
+            self.note(f"line {rule.line_no}: REDIRECT sends the packet to this host itself")
+            return state, self._end(state.add(step), "REDIRECT", None)
+        if target in _TERMINAL:
+            return state, self._end(state.add(step), target, None)
+        if target in _CONTINUE:
+            return state.add(step), None
+        self.note(f"line {rule.line_no}: unknown target {target}; the walk stops there")
+        return state, self._end(state.add(step), target, None)
+
+    def _policy(self, state: _State, chain: str, why: str) -> Outcome:
+        base = self.table.chains[state.stack[0].chain]
+        policy = base.policy or "ACCEPT"
+        step = Step(base.name, None, "policy", f"policy {policy}", why)
+        del chain  # the policy is always the hook chain's
+        return self._end(state.add(step), policy, None)
+
+    def _end(self, state: _State, verdict: str, to: str | None) -> Outcome:
+        return Outcome(verdict, to, state.share, state.path, state.trace, state.assumptions)
+
+    def _action(self, rule: Rule) -> str:
+        target = rule.target
+        if target is None:
+            return "no target: counts and continues"
+        if target in self.table.chains:
+            return f"{'goto' if rule.goto else 'jump'} {target}"
+        if target == "DNAT":
+            return f"DNAT to {self._dnat_to(rule) or '?'}"
+        opts = " ".join(_option_text(o) for o in rule.target_options)
+        return f"{target} {opts}".strip()
+
+    def _dnat_to(self, rule: Rule) -> str | None:
+        to = rule.to_destination
+        if to is None:
+            return None
+        # "--to-destination IP" keeps the original port.
+        bare = to
+        if bare.startswith("[") and bare.endswith("]"):
+            bare = bare[1:-1]
+        try:
+            ip = ipaddress.ip_address(bare)
+        except ValueError:
+            return to
+        if self.packet.dport is None:
+            return str(ip)
+        return f"[{ip}]:{self.packet.dport}" if ip.version == 6 else f"{ip}:{self.packet.dport}"
+
+    def _decides(self, rule: Rule) -> bool:
+        """Could taking this rule change how the walk ends?"""
+        target = rule.target
+        if target is None or target in _CONTINUE:
+            return False
+        if target in self.table.chains and not rule.goto:
+            return self._chain_decides(target)
+        # RETURN and goto change which rules run next; the rest end the walk.
+        return True
+
+    def _chain_decides(self, name: str) -> bool:
+        if name in self._decides_cache:
+            return self._decides_cache[name]
+        self._decides_cache[name] = False  # breaks recursion; a loop is caught when walked
+        decides = False
+        for rule in self.table.chains[name].rules:
+            target = rule.target
+            if target is None or target in _CONTINUE or target == "RETURN":
+                continue
+            if target in self.table.chains:
+                if self._chain_decides(target):
+                    decides = True
+                    break
+                continue
+            decides = True
+            break
+        self._decides_cache[name] = decides
+        return decides
+
+    # -- matching --
+
+    def _evaluate(self, rule: Rule) -> _Check:
+        checks: list[_Check] = []
+        pkt = self.packet
+        if rule.source is not None:
+            checks.append(_address("source", rule.source, rule.source_negated, pkt.src))
+        if rule.destination is not None:
+            checks.append(
+                _address("destination", rule.destination, rule.destination_negated, pkt.dst)
+            )
+        if rule.protocol is not None:
+            checks.append(_protocol(rule.protocol, rule.protocol_negated, pkt.proto))
+        if rule.in_interface is not None:
+            checks.append(
+                _interface("-i", rule.in_interface, rule.in_interface_negated, pkt.in_interface)
+            )
+        if rule.out_interface is not None:
+            checks.append(
+                _interface("-o", rule.out_interface, rule.out_interface_negated, pkt.out_interface)
+            )
+        if rule.fragment is not None:
+            # The first packet of a connection is never a non-first fragment.
+            ok = not rule.fragment
+            checks.append(_Check("yes" if ok else "no", "the packet is not a fragment"))
+        for m in rule.matches:
+            checks.append(self._match(m))
+        return _combine(checks)
+
+    def _match(self, m: Match) -> _Check:
+        module = m.module
+        pkt = self.packet
+        if module == "comment":
+            return _Check("yes", "")
+        if module in _PORT_MODULES or module == "multiport":
+            if module != "multiport" and pkt.proto != module:
+                return _Check("no", f"-m {module} needs a {module} packet, this is {pkt.proto}")
+            return _combine([self._port_option(module, o) for o in m.options])
+        if module in ("icmp", "icmp6") and pkt.proto not in ("icmp", "ipv6-icmp", "icmpv6"):
+            return _Check("no", f"-m {module} needs an ICMP packet, this is {pkt.proto}")
+        if module == "statistic":
+            return _statistic(m)
+        if module == "addrtype":
+            return _combine([self._addrtype(o) for o in m.options])
+        if module in ("conntrack", "state"):
+            return _combine([_ctstate(module, o) for o in m.options])
+        if module in ("mark", "connmark"):
+            return _Check(
+                "unknown",
+                f"-m {module} {' '.join(_option_text(o) for o in m.options)}: marks are set at "
+                "run time, the walker does not guess them",
+            )
+        return _Check("unknown", f"-m {module} is not evaluated by the walker")
+
+    def _port_option(self, module: str, opt: Option) -> _Check:
+        pkt = self.packet
+        names = {
+            "--dport": "dport",
+            "--destination-port": "dport",
+            "--dports": "dport",
+            "--destination-ports": "dport",
+            "--sport": "sport",
+            "--source-port": "sport",
+            "--sports": "sport",
+            "--source-ports": "sport",
+            "--ports": "either",
+        }
+        if module == "tcp" and opt.name == "--syn":
+            ok = not opt.negated
+            return _Check("yes" if ok else "no", "the first packet of a connection is a SYN")
+        which = names.get(opt.name)
+        if which is None:
+            return _Check("unknown", f"-m {module} {opt.name} is not evaluated by the walker")
+        spec = opt.value
+        if which == "either":
+            # --ports matches when either port is in the list.
+            hits = [_port_in(spec, p) if p is not None else None for p in (pkt.dport, pkt.sport)]
+            either: Tri = "yes" if True in hits else "unknown" if None in hits else "no"
+            either = _negate(either, opt.negated)
+            if either == "unknown":
+                return _Check("unknown", f"--ports {spec}: a port is not given")
+            return _Check(either, f"ports {'match' if either == 'yes' else 'do not match'} {spec}")
+        port = pkt.dport if which == "dport" else pkt.sport
+        return _port(which, spec, opt.negated, port)
+
+    def _addrtype(self, opt: Option) -> _Check:
+        if opt.name not in ("--dst-type", "--src-type"):
+            return _Check("unknown", f"-m addrtype {opt.name} is not evaluated by the walker")
+        is_dst = opt.name == "--dst-type"
+        value = self.packet.dst if is_dst else self.packet.src
+        label = "destination" if is_dst else "source"
+        states: list[Tri] = []
+        for kind in opt.value.split(","):
+            states.append(self._addr_is(kind.upper(), value, is_dst))
+        if "yes" in states:
+            state: Tri = "yes"
+        elif "unknown" in states:
+            state = "unknown"
+        else:
+            state = "no"
+        state = _negate(state, opt.negated)
+        neg = "not " if opt.negated else ""
+        if state == "unknown":
+            hint = "" if self._local is not None else "; pass the node's local addresses"
+            return _Check("unknown", f"is {label} {value or '?'} {neg}{opt.value}? unknown{hint}")
+        verb = "is" if state == "yes" else "is not"
+        return _Check(state, f"{label} {value} {verb} {neg}{opt.value}".replace("  ", " "))
+
+    def _addr_is(self, kind: str, value: str | None, is_dst: bool) -> Tri:
+        if value is None:
+            # A packet in OUTPUT was sent by this host, from one of its addresses.
+            if kind == "LOCAL" and not is_dst and self.hook == "OUTPUT":
+                return "yes"
+            return "unknown"
+        ip = ipaddress.ip_address(value)
+        local: Tri
+        if ip in _LOOPBACK or ip.is_loopback:
+            local = "yes"
+        elif self._local is None:
+            local = "unknown"
+        else:
+            local = "yes" if ip in self._local else "no"
+        if kind == "LOCAL":
+            return local
+        if kind == "MULTICAST":
+            return "yes" if ip.is_multicast else "no"
+        if kind == "UNICAST":
+            # The kernel calls a local address LOCAL, not UNICAST.
+            return "no" if ip.is_multicast else _negate(local, True)
+        if kind == "BROADCAST" and str(ip) == "255.255.255.255":
+            return "yes"
+        return "unknown"
+
+
+def _combine(checks: Sequence[_Check]) -> _Check:
+    """All conditions of a rule must hold: a single "no" decides."""
+    for c in checks:
+        if c.state == "no":
+            return c
+    whys = [c.why for c in checks if c.why]
+    probability: Fraction | None = None
+    for c in checks:
+        if c.probability is not None:
+            probability = c.probability if probability is None else probability * c.probability
+    unknown = [c.why for c in checks if c.state == "unknown"]
+    if unknown:
+        return _Check("unknown", "; ".join(unknown), probability)
+    return _Check("yes", "; ".join(whys) or "no conditions", probability)
+
+
+def _negate(state: Tri, negated: bool) -> Tri:
+    if not negated or state == "unknown":
+        return state
+    return "no" if state == "yes" else "yes"
+
+
+def _address(label: str, spec: str, negated: bool, value: str | None) -> _Check:
+    flag = ("! " if negated else "") + ("-s" if label == "source" else "-d")
+    try:
+        net = ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        return _Check("unknown", f"{flag} {spec}: not an address the walker understands")
+    if value is None:
+        return _Check("unknown", f"{flag} {spec}: the packet's {label} address is not given")
+    ip = ipaddress.ip_address(value)
+    inside = ip.version == net.version and ip in net
+    state = _negate("yes" if inside else "no", negated)
+    rel = "in" if inside else "not in"
+    return _Check(state, f"{label} {ip} {rel} {spec}")
+
+
+def _protocol(spec: str, negated: bool, proto: str) -> _Check:
+    name = _PROTO_NUMBERS.get(spec, spec.lower())
+    if name in ("all", "0"):
+        state: Tri = "yes"
+    else:
+        aliases = {name, "icmpv6" if name == "ipv6-icmp" else name}
+        state = "yes" if proto in aliases else "no"
+    state = _negate(state, negated)
+    bang = "! " if negated else ""
+    return _Check(
+        state, f"protocol {proto} {'matches' if state == 'yes' else 'is not'} {bang}{spec}"
+    )
+
+
+def _interface(flag: str, spec: str, negated: bool, value: str | None) -> _Check:
+    bang = "! " if negated else ""
+    if value is None:
+        return _Check("unknown", f"{bang}{flag} {spec}: the interface is not given")
+    hit = value.startswith(spec[:-1]) if spec.endswith("+") else value == spec
+    state = _negate("yes" if hit else "no", negated)
+    return _Check(
+        state, f"interface {value} {'matches' if state == 'yes' else 'is not'} {bang}{spec}"
+    )
+
+
+def _port_in(spec: str, port: int) -> bool | None:
+    """Is ``port`` in "80", "1000:2000", ":2000", "1000:" or "80,443,8000:8080"?"""
+    for part in spec.split(","):
+        lo, sep, hi = part.partition(":")
+        try:
+            if not sep:
+                if port == int(lo):
+                    return True
+                continue
+            if (int(lo) if lo else 0) <= port <= (int(hi) if hi else 65535):
+                return True
+        except ValueError:
+            return None  # a service name such as "http": not resolved here
+    return False
+
+
+def _port(which: str, spec: str, negated: bool, port: int | None) -> _Check:
+    bang = "! " if negated else ""
+    if port is None:
+        return _Check("unknown", f"{bang}--{which} {spec}: the packet's {which} is not given")
+    hit = _port_in(spec, port)
+    if hit is None:
+        return _Check("unknown", f"--{which} {spec}: port names are not resolved")
+    state = _negate("yes" if hit else "no", negated)
+    return _Check(state, f"{which} {port} {'matches' if state == 'yes' else 'is not'} {bang}{spec}")
+
+
+def _probability(text: str) -> tuple[Fraction, str]:
+    exact = Fraction(text)
+    if exact > 0:
+        k = round(1 / exact)
+        if k >= 1 and abs(exact - Fraction(1, k)) <= _SNAP_TOLERANCE:
+            nominal = Fraction(1, k)
+            if nominal != exact:
+                return nominal, f"probability {text} (1/{k} after iptables' 32-bit rounding)"
+            return nominal, f"probability {text}"
+    return exact, f"probability {text}"
+
+
+def _statistic(m: Match) -> _Check:
+    mode = m.option("--mode")
+    prob = m.option("--probability")
+    if mode is None or mode.value != "random" or prob is None:
+        return _Check(
+            "unknown",
+            f"-m statistic {' '.join(_option_text(o) for o in m.options)}: "
+            "only --mode random is evaluated",
+        )
+    try:
+        p, why = _probability(prob.value)
+    except (ValueError, ZeroDivisionError):
+        return _Check("unknown", f"--probability {prob.value!r} is not a number")
+    p = min(max(p, Fraction(0)), Fraction(1))
+    if prob.negated:
+        p, why = 1 - p, f"! {why}"
+    return _Check("yes", f"random, {why}", p)
+
+
+def _ctstate(module: str, opt: Option) -> _Check:
+    if opt.name not in ("--ctstate", "--state"):
+        return _Check("unknown", f"-m {module} {opt.name} is not evaluated by the walker")
+    states = {s.upper() for s in opt.value.split(",")}
+    # nat is only consulted for the first packet of a connection: state NEW.
+    state = _negate("yes" if "NEW" in states else "no", opt.negated)
+    bang = "! " if opt.negated else ""
+    verb = "is" if state == "yes" else "is not"
+    return _Check(state, f"conntrack state NEW {verb} {bang}{opt.value}")
+
+
+def _option_text(opt: Option) -> str:
+    bang = "! " if opt.negated else ""
+    return f"{bang}{opt.name} {opt.value}".strip()
+
+
+def _signature(outcomes: Sequence[Outcome]) -> list[tuple[str, str, Fraction]]:
+    return sorted((o.verdict, o.to or "", o.share) for o in outcomes)
+
+
+def _common_prefix(paths: Sequence[tuple[Step, ...]]) -> tuple[Step, ...]:
+    if not paths:
+        return ()
+    prefix: list[Step] = []
+    for steps in zip(*paths, strict=False):
+        first = steps[0]
+        if any(s != first for s in steps[1:]):
+            break
+        prefix.append(first)
+    return tuple(prefix)
