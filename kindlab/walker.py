@@ -621,7 +621,8 @@ class _Walker:
             checks.append(_Check("yes" if ok else "no", "the packet is not a fragment"))
         for m in rule.matches:
             checks.append(self._match(m))
-        return _combine(checks)
+        check = _combine(checks)
+        return check if check.why else replace(check, why="no conditions: every packet matches")
 
     def _match(self, m: Match) -> _Check:
         module = m.module
@@ -741,7 +742,7 @@ def _combine(checks: Sequence[_Check]) -> _Check:
     unknown = [c.why for c in checks if c.state == "unknown"]
     if unknown:
         return _Check("unknown", "; ".join(unknown), probability)
-    return _Check("yes", "; ".join(whys) or "no conditions", probability)
+    return _Check("yes", "; ".join(whys), probability)
 
 
 def _negate(state: Tri, negated: bool) -> Tri:
