@@ -23,6 +23,7 @@ from kindlab.clusters import Cluster, ClusterManager, ModeUnsupported, read_stat
 from kindlab.evidence import Evidence
 from kindlab.kind import PROXY_MODES, Kind, find_kind
 from kindlab.node import Node
+from kindlab.report import Entry, Finding, write_reports
 from kindlab.samples import Samples, deploy_samples
 
 MARKERS = {
@@ -30,9 +31,20 @@ MARKERS = {
     "ipvs": "a lab check of kube-proxy in ipvs mode (needs IP_VS and dummy in the host kernel)",
     "nftables": "a lab check of kube-proxy in nftables mode (needs a kind cluster)",
     "live": "needs a Docker engine; may create kind clusters",
+    "claim(id)": "the lab claim (kindlab.expectations.CLAIMS) a test checks; it goes in the report",
 }
 
 evidence_key = pytest.StashKey[Evidence]()
+finding_key = pytest.StashKey[Finding]()
+_REPORT_PROPERTY = "kindlab-entry"
+
+
+def each_mode(*modes: str) -> pytest.MarkDecorator:
+    """Parametrize a check over proxy modes, each case marked with its mode."""
+    chosen = modes or PROXY_MODES
+    return pytest.mark.parametrize(
+        "mode", [pytest.param(m, marks=getattr(pytest.mark, m), id=m) for m in chosen]
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,12 +92,54 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     evidence = item.stash.get(evidence_key, None)
     if evidence and report.failed:
         report.sections.append(("kindlab evidence", evidence.render()))
-    return report  # type: ignore[return-value]
+    entry = _entry(item, report)
+    if entry is not None:
+        # user_properties travel from xdist workers to the controller.
+        report.user_properties.append((_REPORT_PROPERTY, entry.to_json()))
+    return report
+
+
+def _entry(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
+    marker = item.get_closest_marker("claim")
+    if marker is None:
+        return None
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        finding = item.stash.get(finding_key, None) or Finding(str(marker.args[0]), _mode(item))
+        outcome = "not run" if report.skipped else report.outcome
+        reason = _reason(report) if outcome != "passed" else ""
+        return Entry.from_finding(finding, outcome, item.nodeid, reason)
+    return None
+
+
+def _mode(item: pytest.Item) -> str:
+    modes = [m for m in PROXY_MODES if item.get_closest_marker(m)]
+    return modes[0] if len(modes) == 1 else "/".join(modes) or "n/a"
+
+
+def _reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    text = str(getattr(report, "longreprtext", "") or longrepr or "")
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
+    return " ".join(ln[1:].strip() for ln in lines[:6]) or text[-500:]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Runs in the controller too, so entries from every worker land here.
+    for name, value in report.user_properties:
+        if name == _REPORT_PROPERTY and isinstance(value, dict):
+            _collected.append(Entry.from_json(value))
+
+
+_collected: list[Entry] = []
 
 
 @pytest.fixture
@@ -168,8 +222,10 @@ _manager_key = pytest.StashKey[ClusterManager]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Under xdist, the controller deletes the clusters its workers shared."""
+    """Write the lab report; under xdist, delete the clusters the workers shared."""
     config = session.config
+    if not hasattr(config, "workerinput"):
+        _write_report(config)
     run_id = _run_id(config)
     if hasattr(config, "workerinput") or run_id is None or config.getoption("keep_clusters"):
         return
@@ -177,6 +233,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     kind = Kind(find_kind(config.getoption("kind_bin")))
     ClusterManager(kind, image="", run_id=run_id, progress=lambda m: _say(config, m)).release_run()
+
+
+def _write_report(config: pytest.Config) -> None:
+    target = config.getoption("kindlab_report")
+    if not target or not _collected:
+        return
+    meta = {
+        "node_image": config.getoption("node_image") or "kindlab offline image",
+        "args": " ".join(config.invocation_params.args),
+    }
+    paths = write_reports(Path(target), _collected, meta)
+    _say(config, f"report written to {paths[0]} and {paths[1]}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -245,6 +313,34 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
             pytest.skip(f"ipvs mode cannot run here: {support.reason}")
     result: Cluster = request.getfixturevalue(f"{mode}_cluster")
     return result
+
+
+@pytest.fixture
+def finding(request: pytest.FixtureRequest, cluster: Cluster, evidence: Evidence) -> Finding:
+    """The record of this claim check: set ``expected``/``observed``, add walks.
+
+    Needs ``@pytest.mark.claim("<id>")``; the report is built from it.
+    """
+    marker = request.node.get_closest_marker("claim")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: the finding fixture needs a claim marker")
+    record = Finding(
+        str(marker.args[0]),
+        cluster.mode,
+        kubernetes_version=_server_version(cluster),
+        evidence=evidence,
+    )
+    request.node.stash[finding_key] = record
+    return record
+
+
+_versions: dict[str, str] = {}
+
+
+def _server_version(cluster: Cluster) -> str:
+    if cluster.name not in _versions:
+        _versions[cluster.name] = cluster.kubernetes_version()
+    return _versions[cluster.name]
 
 
 @pytest.fixture

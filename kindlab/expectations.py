@@ -1,0 +1,254 @@
+"""The lab's claims, and what each proxy mode and Kubernetes version should show.
+
+Claims and expectations are data, kept here once: a lab test asks
+``expect("ping-clusterip", mode, version)`` instead of branching on versions
+itself. Each claim says what the blog post (../shared/seed) said and what
+upstream says; where a live observation contradicts an expectation, the
+observation wins and the entry here is corrected, with the evidence, rather
+than a test being bent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from kindlab.kind import PROXY_MODES
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Version:
+    """A Kubernetes minor version; ``Version.parse("v1.34.4") == Version(1, 34)``."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        found = re.match(r"v?(\d+)\.(\d+)", text.strip())
+        if not found:
+            raise ValueError(f"not a Kubernetes version: {text!r}")
+        return cls(int(found.group(1)), int(found.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One statement the lab checks."""
+
+    id: str
+    number: int
+    title: str
+    modes: tuple[str, ...]
+    post: str | None
+    """What the blog post says (None where the post says nothing)."""
+    verdict: str
+    """What upstream sources say, and where the post is wrong or out of date."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What one claim should look like in one mode, for a range of versions."""
+
+    claim: str
+    mode: str
+    since: Version | None
+    until: Version | None
+    text: str
+    facts: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def applies(self, version: Version) -> bool:
+        return (self.since is None or version >= self.since) and (
+            self.until is None or version <= self.until
+        )
+
+    @property
+    def versions(self) -> str:
+        if self.since and self.until:
+            return f"{self.since} to {self.until}"
+        if self.since:
+            return f"≥ {self.since}"
+        if self.until:
+            return f"≤ {self.until}"
+        return "all"
+
+
+_ALL = PROXY_MODES
+
+CLAIMS: dict[str, Claim] = {
+    c.id: c
+    for c in (
+        Claim(
+            "proxy-mode",
+            1,
+            "kube-proxy reports the mode the cluster was created with",
+            _ALL,
+            "curl 127.0.0.1:10249/proxyMode answers `iptables`.",
+            "The endpoint answers the mode kube-proxy actually runs; a kube-proxy that "
+            "fell back to another mode is a failure, not a pass.",
+        ),
+        Claim(
+            "service-range",
+            2,
+            "ClusterIPs come from the service range 10.96.0.0/12",
+            _ALL,
+            "service-cluster-ip-range=10.96.0.0/12, i.e. 10.96.0.1 to 10.111.255.254.",
+            "True for clusters configured so (kubeadm's default); kubernetes.default "
+            "takes the range's first address, 10.96.0.1.",
+        ),
+        Claim(
+            "ping-clusterip",
+            3,
+            "Ping to a ClusterIP from a node",
+            _ALL,
+            "iptables mode: no answer. ipvs mode: answers, because the ClusterIP sits on "
+            "kube-ipvs0.",
+            "iptables: no echo reply, while TCP to ClusterIP:port is answered by a pod. "
+            "ipvs: echo reply only up to 1.25; since 1.26 KUBE-IPVS-FILTER rejects it. "
+            "nftables: rejected.",
+        ),
+        Claim(
+            "iptables-rules",
+            4,
+            "KUBE-SERVICES matches only the Service's protocol and port",
+            ("iptables",),
+            "PREROUTING jumps to KUBE-SERVICES; the ClusterIP rule matches tcp dpt:PORT "
+            "only, so iptables does not handle ICMP.",
+            "Both nat PREROUTING and OUTPUT jump to KUBE-SERVICES; nothing translates ICMP "
+            "to a ClusterIP.",
+        ),
+        Claim(
+            "iptables-probabilities",
+            5,
+            "KUBE-SVC spreads connections evenly with statistic probabilities",
+            ("iptables",),
+            "probabilities 0.33333333349 and 0.5 for three endpoints, then DNAT in KUBE-SEP.",
+            "n rules with probabilities 1/n, 1/(n-1), …, the last unconditional: every "
+            "endpoint gets 1/n; each KUBE-SEP marks hairpin traffic and DNATs to pod:port.",
+        ),
+        Claim(
+            "iptables-why",
+            6,
+            "Why nobody answers: the path of a ping sent from the node",
+            ("iptables",),
+            "The ping enters nat PREROUTING; a virtual IP has no MAC address, so the "
+            "request is dropped.",
+            "A ping from the node traverses nat OUTPUT, not PREROUTING; the ClusterIP is on "
+            "no interface, routes to the default gateway and no host owns it. An ICMP DNAT "
+            "rule added by hand makes a pod answer it.",
+        ),
+        Claim(
+            "ipvs-interface",
+            7,
+            "ipvs: every ClusterIP sits on kube-ipvs0",
+            ("ipvs",),
+            "ip a shows the ClusterIP on the ipvs0 interface.",
+            "kube-ipvs0 (a dummy device) carries each ClusterIP as a /32; ipvsadm shows the "
+            "virtual service with the pods as real servers.",
+        ),
+        Claim(
+            "ipvs-ping",
+            8,
+            "ipvs: the ClusterIP answers ping, depending on the version",
+            ("ipvs",),
+            "The ClusterIP answers ping.",
+            "Up to 1.25 it does; from 1.26 the KUBE-IPVS-FILTER chain rejects traffic to "
+            "kube-ipvs0 addresses other than Service ports: Destination Port Unreachable.",
+        ),
+        Claim(
+            "nftables-table",
+            9,
+            "nftables: the ip kube-proxy table holds the ClusterIP",
+            ("nftables",),
+            None,
+            "The `ip kube-proxy` table maps ClusterIP . proto . port to the Service's "
+            "chain; TCP works; traffic to the ClusterIP on other ports (ping too) is "
+            "rejected.",
+        ),
+        Claim(
+            "no-endpoints",
+            10,
+            "A Service without endpoints refuses connections",
+            _ALL,
+            None,
+            "kube-proxy rejects TCP to a ClusterIP:port without endpoints instead of letting "
+            "it time out; the rule (or set element) doing it is shown.",
+        ),
+    )
+}
+
+
+def _v(text: str) -> Version:
+    return Version.parse(text)
+
+
+#: What each claim looks like per mode and version. Facts are claim-specific.
+EXPECTATIONS: tuple[Expectation, ...] = (
+    Expectation(
+        "ping-clusterip",
+        "iptables",
+        None,
+        None,
+        "no echo reply (silence or an ICMP error from elsewhere); TCP to ClusterIP:port "
+        "answered by a pod",
+        MappingProxyType({"answered": False}),
+    ),
+    Expectation(
+        "ping-clusterip",
+        "ipvs",
+        None,
+        _v("1.25"),
+        "echo reply from the ClusterIP",
+        MappingProxyType({"answered": True}),
+    ),
+    Expectation(
+        "ping-clusterip",
+        "ipvs",
+        _v("1.26"),
+        None,
+        "no echo reply: Destination Port Unreachable from the ClusterIP (KUBE-IPVS-FILTER)",
+        MappingProxyType({"answered": False, "icmp_error": "Destination Port Unreachable"}),
+    ),
+    Expectation(
+        "ping-clusterip",
+        "nftables",
+        _v("1.30"),
+        None,
+        "no echo reply: rejected with Destination Port Unreachable (kube-proxy rejects "
+        "ClusterIP traffic on ports no Service uses)",
+        MappingProxyType({"answered": False, "icmp_error": "Destination Port Unreachable"}),
+    ),
+    Expectation(
+        "ping-clusterip",
+        "nftables",
+        None,
+        _v("1.29"),
+        "no echo reply",
+        MappingProxyType({"answered": False}),
+    ),
+)
+
+
+def claim(claim_id: str) -> Claim:
+    try:
+        return CLAIMS[claim_id]
+    except KeyError:
+        raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(CLAIMS)}") from None
+
+
+def expect(claim_id: str, mode: str, version: str | Version) -> Expectation:
+    """The one expectation for ``claim_id`` in ``mode`` at ``version``."""
+    claim(claim_id)
+    ver = version if isinstance(version, Version) else Version.parse(version)
+    found = [e for e in EXPECTATIONS if e.claim == claim_id and e.mode == mode and e.applies(ver)]
+    if len(found) != 1:
+        raise LookupError(
+            f"{len(found)} expectations for claim {claim_id!r} in {mode} mode at {ver}; "
+            "kindlab.expectations.EXPECTATIONS needs exactly one"
+        )
+    return found[0]

@@ -1,0 +1,268 @@
+"""The lab report: per claim, mode and Kubernetes version, what was expected and seen.
+
+A :class:`Finding` is what one lab check records while it runs (expected,
+observed, walks, evidence); :class:`Entry` is its outcome, plain data that
+crosses pytest-xdist's wire as JSON. :func:`render_markdown` and
+:func:`render_json` turn entries into the report; the Markdown reads on its
+own, with the walker's paths drawn as Mermaid flowcharts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kindlab import __version__
+from kindlab.evidence import Evidence, trim_lines
+from kindlab.expectations import CLAIMS, claim
+from kindlab.walker import Outcome, WalkResult, format_share
+
+OUTCOMES = ("passed", "failed", "not run")
+
+
+@dataclass
+class Finding:
+    """What one lab check expected and observed; filled in by the test as it goes."""
+
+    claim_id: str
+    mode: str
+    kubernetes_version: str = "n/a"
+    expected: str = ""
+    observed: str = ""
+    evidence: Evidence = field(default_factory=Evidence)
+    walks: list[tuple[str, WalkResult]] = field(default_factory=list)
+
+    def walk(self, label: str, result: WalkResult) -> WalkResult:
+        """Record a walker result (drawn in the report) and return it."""
+        self.walks.append((label, result))
+        self.evidence.note(f"walk: {label}", describe_walk(result))
+        return result
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the report."""
+
+    claim_id: str
+    mode: str
+    kubernetes_version: str
+    outcome: str
+    expected: str
+    observed: str
+    nodeid: str
+    reason: str = ""
+    evidence: tuple[dict[str, Any], ...] = ()
+    walks: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_finding(cls, finding: Finding, outcome: str, nodeid: str, reason: str = "") -> Entry:
+        return cls(
+            claim_id=finding.claim_id,
+            mode=finding.mode,
+            kubernetes_version=finding.kubernetes_version,
+            outcome=outcome,
+            expected=finding.expected,
+            observed=finding.observed,
+            nodeid=nodeid,
+            reason=reason,
+            evidence=tuple(finding.evidence.to_json(trim=200)),
+            walks=tuple(
+                {"label": label, "mermaid": mermaid(result), "walk": result.to_dict()}
+                for label, result in finding.walks
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Entry:
+        return cls(
+            **{
+                **data,
+                "evidence": tuple(data.get("evidence", ())),
+                "walks": tuple(data.get("walks", ())),
+            }
+        )
+
+
+# -- the walker, drawn ---------------------------------------------------------
+
+
+def describe_walk(result: WalkResult) -> str:
+    """The walk as text: shared path, then each outcome with its share."""
+    lines = [f"{result.packet.describe()} via nat {result.hook}"]
+    for step in result.path:
+        lines.append(f"  {step.chain}: {step.action}  [{step.matched}] {step.raw or ''}".rstrip())
+    for outcome in result.outcomes:
+        lines.append(f"  => {_outcome_label(outcome)}")
+    lines.extend(f"  note: {note}" for note in result.notes)
+    return "\n".join(lines)
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    share = format_share(outcome.share)
+    if outcome.to:
+        return f"{outcome.verdict} to {outcome.to} (share {share})"
+    return f"{outcome.verdict}, no translation (share {share})"
+
+
+def _mm(text: str) -> str:
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def mermaid(result: WalkResult) -> str:
+    """A Mermaid flowchart of the chains each outcome passes through."""
+    ids: dict[str, str] = {}
+    lines = ["flowchart LR"]
+
+    def node(key: str, label: str) -> str:
+        if key not in ids:
+            ids[key] = f"n{len(ids)}"
+            lines.append(f'  {ids[key]}["{_mm(label)}"]')
+        return ids[key]
+
+    start = node("packet", result.packet.describe())
+    hook = node(f"chain:{result.hook}", f"nat {result.hook}")
+    edges: list[str] = [f"  {start} --> {hook}"]
+    for outcome in result.outcomes:
+        previous = hook
+        for step in outcome.path:
+            if step.rule is None or step.matched not in ("match", "random: taken"):
+                continue
+            target = step.rule.target or ""
+            if step.action.startswith(("jump ", "goto ")):
+                current = node(f"chain:{target}", target)
+                label = format_share(step.share) if step.share is not None else _brief(step)
+            else:
+                continue
+            edge = f'  {previous} -->|"{_mm(label)}"| {current}'
+            if edge not in edges:
+                edges.append(edge)
+            previous = current
+        end = node(f"end:{outcome.verdict}:{outcome.to}", _outcome_label(outcome))
+        edge = f"  {previous} --> {end}"
+        if edge not in edges:
+            edges.append(edge)
+    return "\n".join(lines + edges)
+
+
+def _brief(step: Any) -> str:
+    rule = step.rule
+    parts = []
+    if rule.destination:
+        parts.append(f"{'! ' if rule.destination_negated else ''}-d {rule.destination}")
+    if rule.protocol:
+        parts.append(rule.protocol)
+    if rule.dport:
+        parts.append(f"dpt:{rule.dport}")
+    return " ".join(parts) or "all"
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+def _sort_key(entry: Entry) -> tuple[int, str, str]:
+    return (
+        CLAIMS[entry.claim_id].number if entry.claim_id in CLAIMS else 99,
+        entry.mode,
+        entry.nodeid,
+    )
+
+
+def render_json(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
+    ordered = sorted(entries, key=_sort_key)
+    counts = {o: sum(1 for e in ordered if e.outcome == o) for o in OUTCOMES}
+    doc = {"meta": meta, "summary": counts, "entries": [e.to_json() for e in ordered]}
+    return json.dumps(doc, indent=2, sort_keys=False, default=str)
+
+
+def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
+    ordered = sorted(entries, key=_sort_key)
+    counts = {o: sum(1 for e in ordered if e.outcome == o) for o in OUTCOMES}
+    out = [
+        "# kindlab report: what kube-proxy does to Service traffic",
+        "",
+        f"Generated {meta.get('generated', '')} by kindlab {meta.get('kindlab', __version__)}."
+        f" Node image: `{meta.get('node_image', 'n/a')}`.",
+        "",
+        f"**{counts['passed']} passed, {counts['failed']} failed, {counts['not run']} not run.**",
+        "",
+        "| # | claim | mode | Kubernetes | result | observed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in ordered:
+        c = claim(e.claim_id)
+        seen = e.observed if e.outcome != "not run" else f"not run: {e.reason}"
+        out.append(
+            f"| {c.number} | {c.title} | {e.mode} | {e.kubernetes_version} | "
+            f"{_badge(e.outcome)} | {_cell(seen)} |"
+        )
+    out += ["", "## Claims", ""]
+    by_claim: dict[str, list[Entry]] = {}
+    for e in ordered:
+        by_claim.setdefault(e.claim_id, []).append(e)
+    for claim_id, group in by_claim.items():
+        c = claim(claim_id)
+        out += [f"### {c.number}. {c.title}", ""]
+        if c.post:
+            out.append(f"- **The post says:** {c.post}")
+        out += [f"- **Upstream says:** {c.verdict}", ""]
+        for e in group:
+            out += [
+                f"#### {e.mode} mode, Kubernetes {e.kubernetes_version}: {_badge(e.outcome)}",
+                "",
+            ]
+            if e.outcome == "not run":
+                out += [f"Not run: {e.reason}", ""]
+                continue
+            out += [f"- Expected: {e.expected or 'n/a'}", f"- Observed: {e.observed or 'n/a'}"]
+            if e.outcome == "failed" and e.reason:
+                out.append(f"- Failure: {_cell(e.reason)}")
+            out.append(f"- Test: `{e.nodeid}`")
+            out.append("")
+            for walk in e.walks:
+                out += [f"Walk: {walk['label']}", "", "```mermaid", walk["mermaid"], "```", ""]
+            if e.evidence:
+                out += ["<details><summary>Evidence</summary>", "", "```"]
+                out.append(_evidence_text(e.evidence))
+                out += ["```", "", "</details>", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _evidence_text(items: Sequence[dict[str, Any]], limit: int = 30) -> str:
+    blocks = []
+    for item in items:
+        if "note" in item:
+            blocks.append(f"# {item['note']}\n{item['text'].rstrip()}")
+        else:
+            status = "timed out" if item.get("timed_out") else f"exit {item['exit_code']}"
+            body = trim_lines(item.get("output", "").rstrip(), limit) or "(no output)"
+            blocks.append(f"$ {item['command']}   # {status}\n{body}")
+    return "\n\n".join(blocks).replace("```", "'''")
+
+
+def _badge(outcome: str) -> str:
+    return {"passed": "✅ passed", "failed": "❌ failed", "not run": "⏭️ not run"}.get(
+        outcome, outcome
+    )
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def write_reports(path_prefix: Path, entries: Sequence[Entry], meta: dict[str, Any]) -> list[Path]:
+    """Write PREFIX.md and PREFIX.json; return both paths."""
+    meta = {"generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "kindlab": __version__, **meta}
+    path_prefix.parent.mkdir(parents=True, exist_ok=True)
+    md = path_prefix.with_suffix(".md")
+    js = path_prefix.with_suffix(".json")
+    md.write_text(render_markdown(entries, meta))
+    js.write_text(render_json(entries, meta))
+    return [md, js]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what kindlab needs on a fresh Debian machine, from the project's own files:
+# the host tools the offline node image builder uses, then kindlab with its test extra.
+# Idempotent. Docker itself is not started here (see README: Docker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v git >/dev/null 2>&1 || need+=(git)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: installing ${need[*]} from Debian" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  echo "setup: Go is at /usr/local/go/bin; add it to PATH" >&2
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+echo "setup: done" >&2
