@@ -1,0 +1,685 @@
+"""Assemble a kind node image without any registry. See README.md in this package.
+
+Stages (each content-addressed; a stage whose key exists is skipped):
+
+1. ``rootfs``: debootstrap of Debian trixie with the node's packages, imported as
+   ``kindlab/rootfs:<key>``.
+2. ``node-base``: kind's node conventions from the kind module on top
+   (``kindlab/node-base:<key>``).
+3. Go builds (one directory per build under ``<cache>/go/``) and ``pause`` (gcc).
+4. Component images (``kindlab/component-<name>:<key>``).
+5. The node: a container of node-base gets the binaries, its containerd imports
+   the component images under the names kubeadm and kind ask for, then
+   ``docker commit`` makes ``kindlab/node:<version>-<key>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kindlab.errors import CommandError, PreconditionError
+
+from . import gobuild, images, kindsrc
+from ._proc import run
+from .cache import cache_dir, cache_key, hash_files, hash_tree, short
+from .versions import (
+    DEBIAN_MIRROR,
+    DEBIAN_SUITE,
+    DEFAULT_KUBERNETES_VERSION,
+    KIND_VERSION,
+    KINDNET_IMAGE_REPO,
+    LOCAL_PATH_PROVISIONER_VERSION,
+    NODE_PACKAGES,
+    KubeVersion,
+    agnhost_image,
+    check_kubeadm_list,
+    kubeadm_images,
+    pins_for,
+)
+
+Progress = Callable[[str], None]
+MANAGED = "io.kindlab.managed=true"
+NODE_REPO = "kindlab/node"
+GO_CANDIDATES = ("/usr/local/go/bin/go", "go")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class _Ctx:
+    version: KubeVersion
+    cache: Path
+    progress: Progress
+    go: str
+    no_cache: bool
+
+
+def find_go() -> str:
+    for cand in GO_CANDIDATES:
+        path = shutil.which(cand)
+        if path:
+            return path
+    raise PreconditionError("Go (>= 1.24) is needed to build the node image: install it")
+
+
+def go_env(ctx: _Ctx) -> dict[str, str]:
+    return {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+
+
+def module_dir(go: str, module: str, version: str) -> Path:
+    """Download ``module@version`` through the module proxy; return its directory."""
+    out = run([go, "mod", "download", "-json", f"{module}@{version}"], env={"GO111MODULE": "on"})
+    info = json.loads(out)
+    if info.get("Error"):
+        raise CommandError([go, "mod", "download", f"{module}@{version}"], 1, out, "")
+    return Path(info["Dir"])
+
+
+def image_exists(ref: str) -> bool:
+    try:
+        run(["docker", "image", "inspect", "--format", "{{.Id}}", ref])
+    except CommandError:
+        return False
+    return True
+
+
+def _docker_build(ctx: _Ctx, context: Path, tag: str, what: str) -> None:
+    def line(text: str) -> None:
+        if text.startswith("Step "):
+            ctx.progress(f"[{what}] {text}")
+
+    run(
+        ["docker", "build", "--network", "none", "-t", tag, str(context)],
+        env={"DOCKER_BUILDKIT": "0"},
+        on_line=line,
+    )
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stage_rootfs(ctx: _Ctx) -> str:
+    key = cache_key(
+        "rootfs",
+        {
+            "suite": DEBIAN_SUITE,
+            "mirror": DEBIAN_MIRROR,
+            "packages": list(NODE_PACKAGES),
+            "cleanup": list(images.ROOTFS_CLEANUP),
+        },
+    )
+    tag = f"kindlab/rootfs:{short(key)}"
+    if not ctx.no_cache and image_exists(tag):
+        ctx.progress(f"rootfs: cached {tag}")
+        return tag
+    if not shutil.which("debootstrap"):
+        raise PreconditionError("debootstrap is needed to build the root file system")
+    ctx.progress(f"rootfs: debootstrap {DEBIAN_SUITE} with {len(NODE_PACKAGES)} packages")
+    work = Path(tempfile.mkdtemp(prefix="kindlab-rootfs-", dir=ctx.cache / "tmp"))
+    try:
+        root = work / "root"
+        count = 0
+
+        def line(text: str) -> None:
+            nonlocal count
+            count += 1
+            wanted = text.startswith("I: ") and ("Installing" in text or "Configuring" in text)
+            if wanted and (count % 10 == 0 or "core" in text):
+                ctx.progress(f"rootfs: {text[3:]}")
+
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=" + ",".join(NODE_PACKAGES),
+                DEBIAN_SUITE,
+                str(root),
+                DEBIAN_MIRROR,
+            ],
+            on_line=line,
+        )
+        for rel in images.ROOTFS_CLEANUP:
+            target = root / rel
+            if target.is_dir():
+                for child in target.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+        ctx.progress(f"rootfs: docker import as {tag}")
+        tar = work / "rootfs.tar"
+        run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tar), "."])
+        run(
+            [
+                "docker",
+                "import",
+                "--change",
+                f'LABEL io.kindlab.managed="true" io.kindlab.cache-key="{key}"',
+                "--change",
+                'CMD ["/bin/bash"]',
+                str(tar),
+                tag,
+            ]
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tag
+
+
+def stage_node_base(ctx: _Ctx, rootfs: str, kind_dir: Path) -> str:
+    files_root = kind_dir / "images" / "base" / "files"
+    key = cache_key(
+        "node-base",
+        {
+            "rootfs": rootfs,
+            "kind": KIND_VERSION,
+            "files": hash_files(files_root, kindsrc.BASE_FILES),
+            "script": images.node_base_script(),
+            "dockerfile": images.node_base_dockerfile(rootfs),
+        },
+    )
+    tag = f"kindlab/node-base:{short(key)}"
+    if not ctx.no_cache and image_exists(tag):
+        ctx.progress(f"node-base: cached {tag}")
+        return tag
+    ctx.progress(f"node-base: kind {KIND_VERSION} conventions on {rootfs}")
+    with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
+        context = Path(tmp)
+        for rel, mode in kindsrc.BASE_FILES.items():
+            dst = context / "files" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(files_root / rel, dst)
+            dst.chmod(mode)
+        for d in (context / "files").rglob("*"):
+            if d.is_dir():
+                d.chmod(0o755)
+        (context / "setup.sh").write_text(images.node_base_script())
+        (context / "Dockerfile").write_text(
+            images.with_labels(images.node_base_dockerfile(rootfs), key)
+        )
+        _docker_build(ctx, context, tag, "node-base")
+    return tag
+
+
+def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
+    """Run one Go build; return the directory holding its binaries."""
+    go_version = run([ctx.go, "env", "GOVERSION"]).strip()
+    source_hash = hash_tree(build.source) if build.source else None
+    key = cache_key(
+        "go",
+        {
+            "name": build.name,
+            "go": go_version,
+            "go_mod": build.go_mod,
+            "source": source_hash,
+            "packages": list(build.packages),
+            "ldflags": build.ldflags,
+            "rename": [list(r) for r in build.rename],
+        },
+    )
+    out = ctx.cache / "go" / f"{build.name}-{short(key, 16)}"
+    done = out / ".complete"
+    if not ctx.no_cache and done.exists():
+        ctx.progress(f"go {build.name}: cached {out}")
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    bindir = out / "bin"
+    bindir.mkdir(parents=True)
+    if build.source is not None:
+        workdir = out / "src"
+        shutil.copytree(build.source, workdir)
+    else:
+        assert build.go_mod is not None
+        workdir = out / "module"
+        workdir.mkdir()
+        (workdir / "go.mod").write_text(build.go_mod)
+        (workdir / "tools.go").write_text(gobuild.tools_go(build.packages))
+        ctx.progress(f"go {build.name}: resolving modules (go mod tidy)")
+        run([ctx.go, "mod", "tidy"], cwd=workdir, env=go_env(ctx))
+    ctx.progress(f"go {build.name}: building {', '.join(build.outputs())}")
+    started = time.monotonic()
+    count = 0
+
+    def line(text: str) -> None:
+        nonlocal count
+        count += 1
+        if count % 200 == 0:
+            mins = (time.monotonic() - started) / 60
+            ctx.progress(f"go {build.name}: {count} packages compiled ({mins:.1f} min)")
+
+    run(
+        [
+            ctx.go,
+            "build",
+            "-v",
+            "-trimpath",
+            "-ldflags",
+            build.ldflags,
+            "-o",
+            f"{bindir}/",
+            *build.packages,
+        ],
+        cwd=workdir,
+        env=go_env(ctx),
+        on_line=line,
+    )
+    for built, wanted in build.rename:
+        if built != wanted:
+            (bindir / built).rename(bindir / wanted)
+    missing = [n for n in build.outputs() if not (bindir / n).exists()]
+    if missing:
+        raise PreconditionError(f"go build of {build.name} did not produce {missing}")
+    mins = (time.monotonic() - started) / 60
+    ctx.progress(f"go {build.name}: done in {mins:.1f} min")
+    done.write_text(key + "\n")
+    return out
+
+
+def stage_pause(ctx: _Ctx, kubernetes_dir: Path) -> Path:
+    src = kubernetes_dir / "build" / "pause" / "linux" / "pause.c"
+    gcc = shutil.which("gcc")
+    if not gcc:
+        raise PreconditionError("gcc (with static libc, Debian's libc6-dev) is needed for pause")
+    gcc_version = run([gcc, "-dumpfullversion"]).strip()
+    key = cache_key("pause", {"source": src.read_text(), "gcc": gcc_version})
+    out = ctx.cache / "go" / f"pause-{short(key, 16)}"
+    if not ctx.no_cache and (out / ".complete").exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "bin").mkdir(parents=True)
+    ctx.progress("pause: gcc -static")
+    run(
+        [
+            gcc,
+            "-Os",
+            "-Wall",
+            "-Werror",
+            "-static",
+            "-DVERSION=kindlab",
+            "-o",
+            str(out / "bin" / "pause"),
+            str(src),
+        ]
+    )
+    (out / ".complete").write_text(key + "\n")
+    return out
+
+
+def stage_static_base(ctx: _Ctx, rootfs: str) -> str:
+    key = cache_key(
+        "static-base",
+        {
+            "rootfs": rootfs,
+            "passwd": images.PASSWD,
+            "group": images.GROUP,
+            "nsswitch": images.NSSWITCH,
+        },
+    )
+    tag = f"kindlab/static-base:{short(key)}"
+    if not ctx.no_cache and image_exists(tag):
+        return tag
+    ctx.progress("static-base: passwd, CA bundle, /tmp")
+    with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
+        context = Path(tmp)
+        root = context / "rootfs"
+        (root / "etc" / "ssl" / "certs").mkdir(parents=True)
+        (root / "tmp").mkdir()
+        (root / "tmp").chmod(0o1777)
+        (root / "etc" / "passwd").write_text(images.PASSWD)
+        (root / "etc" / "group").write_text(images.GROUP)
+        (root / "etc" / "nsswitch.conf").write_text(images.NSSWITCH)
+        bundle = run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--label",
+                MANAGED,
+                rootfs,
+                "cat",
+                "/etc/ssl/certs/ca-certificates.crt",
+            ]
+        )
+        (root / "etc" / "ssl" / "certs" / "ca-certificates.crt").write_text(bundle)
+        (context / "Dockerfile").write_text(
+            images.with_labels(images.static_base_dockerfile(), key)
+        )
+        _docker_build(ctx, context, tag, "static-base")
+    return tag
+
+
+def stage_component(
+    ctx: _Ctx, spec: images.ComponentImage, binaries: dict[str, Path], base_ids: list[str]
+) -> str:
+    bin_hashes = {b: hash_files(binaries[b].parent, [binaries[b].name]) for b in spec.binaries}
+    key = cache_key(
+        "component",
+        {
+            "name": spec.name,
+            "dockerfile": spec.dockerfile,
+            "binaries": bin_hashes,
+            "extra": [list(map(str, e)) for e in spec.extra_files],
+            "bases": base_ids,
+        },
+    )
+    tag = f"kindlab/component-{spec.name}:{short(key)}"
+    if not ctx.no_cache and image_exists(tag):
+        return tag
+    with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
+        context = Path(tmp)
+        for b in spec.binaries:
+            shutil.copy2(binaries[b], context / b)
+        for name, text, mode in spec.extra_files:
+            (context / name).write_text(text)
+            (context / name).chmod(mode)
+        (context / "Dockerfile").write_text(images.with_labels(spec.dockerfile, key))
+        _docker_build(ctx, context, tag, spec.name)
+    return tag
+
+
+# --------------------------------------------------------------------------- assemble
+
+
+@dataclass(frozen=True)
+class _Plan:
+    node_base: str
+    binaries: dict[str, Path]
+    components: dict[str, str]  # kindlab short name -> local image tag
+    targets: dict[str, list[str]]  # kindlab short name -> names in the node's containerd
+    files: dict[str, str]  # path in node -> content
+
+
+def _node_key(plan: _Plan) -> str:
+    return cache_key(
+        "node",
+        {
+            "node_base": plan.node_base,
+            "binaries": {n: hash_files(p.parent, [p.name]) for n, p in plan.binaries.items()},
+            "components": plan.components,
+            "targets": plan.targets,
+            "files": plan.files,
+        },
+    )
+
+
+def _docker_exec(container: str, *argv: str, input_bytes: bytes | None = None) -> str:
+    args = ["docker", "exec"] + (["-i"] if input_bytes is not None else [])
+    return run([*args, container, *argv], input_bytes=input_bytes)
+
+
+def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
+    name = f"kindlab-build-{short(key)}-{uuid.uuid4().hex[:6]}"
+    ctx.progress(f"node: assembling in container {name}")
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            MANAGED,
+            "--network",
+            "none",
+            "--entrypoint",
+            "sleep",
+            "--security-opt",
+            "seccomp=unconfined",
+            plan.node_base,
+            "infinity",
+        ]
+    )
+    try:
+        for binary, path in sorted(plan.binaries.items()):
+            dest = "/usr/local/bin/" if binary == "crictl" else "/usr/bin/"
+            run(["docker", "cp", str(path), f"{name}:{dest}{binary}"])
+        _docker_exec(
+            name,
+            "chown",
+            "root:root",
+            *[("/usr/local/bin/" if b == "crictl" else "/usr/bin/") + b for b in plan.binaries],
+        )
+        for node_path, content in sorted(plan.files.items()):
+            _docker_exec(name, "mkdir", "-p", os.path.dirname(node_path))
+            _docker_exec(
+                name, "sh", "-c", 'cat > "$1"', "sh", node_path, input_bytes=content.encode()
+            )
+        # containerd in the build container, as kind's node-image builder does
+        run(["docker", "exec", "-d", name, "containerd"])
+        for _ in range(60):
+            try:
+                _docker_exec(name, "ctr", "version")
+                break
+            except CommandError:
+                time.sleep(0.5)
+        else:
+            _docker_exec(name, "ctr", "version")
+        with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
+            archive = Path(tmp) / "images.tar"
+            refs = sorted(set(plan.components.values()))
+            ctx.progress(f"node: docker save of {len(refs)} images")
+            run(["docker", "save", "-o", str(archive), *refs])
+            size_mb = archive.stat().st_size / 1e6
+            ctx.progress(f"node: ctr import ({size_mb:.0f} MB) into namespace k8s.io")
+            run(
+                [
+                    "docker",
+                    "exec",
+                    "-i",
+                    name,
+                    "ctr",
+                    "--namespace=k8s.io",
+                    "images",
+                    "import",
+                    "--label=io.cri-containerd.pinned=pinned",
+                    "--all-platforms",
+                    "--no-unpack",
+                    "-",
+                ],
+                stdin_path=archive,
+            )
+        for short_name, local in sorted(plan.components.items()):
+            source = _docker_hub_name(local)
+            for target in plan.targets.get(short_name, []):
+                _docker_exec(
+                    name, "ctr", "--namespace=k8s.io", "images", "tag", "--force", source, target
+                )
+        for local in sorted(set(plan.components.values())):
+            _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "rm", _docker_hub_name(local))
+        listed = _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "list", "-q")
+        ctx.progress("node: images in containerd: " + ", ".join(listed.split()))
+        _docker_exec(name, "pkill", "containerd")
+        for _ in range(60):
+            try:
+                _docker_exec(name, "pgrep", "-x", "containerd")
+            except CommandError:
+                break
+            time.sleep(0.5)
+        ctx.progress(f"node: docker commit {tag}")
+        run(
+            [
+                "docker",
+                "commit",
+                "--change",
+                'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
+                "--change",
+                "CMD []",
+                "--change",
+                f'LABEL io.kindlab.managed="true" io.kindlab.cache-key="{key}" '
+                f'io.kindlab.kubernetes-version="{ctx.version}" '
+                f'io.kindlab.kind-version="{KIND_VERSION}"',
+                name,
+                tag,
+            ]
+        )
+    finally:
+        run(["docker", "rm", "-f", "-v", name])
+
+
+def _docker_hub_name(ref: str) -> str:
+    """How containerd names an image that ``docker save`` wrote as ``ref``."""
+    first = ref.split("/")[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    if "." in first or ":" in first or first == "localhost":
+        return ref
+    return f"docker.io/{ref}"
+
+
+# --------------------------------------------------------------------------- API
+
+
+def default_tag(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str:
+    """The repository:tag prefix of node images for a version (``kindlab/node:v1.34.4``).
+
+    The full tag built by :func:`build` adds a content hash; :func:`find_built`
+    finds the newest built one.
+    """
+    return f"{NODE_REPO}:{KubeVersion.parse(kubernetes_version)}"
+
+
+def build(
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+    *,
+    tag: str | None = None,
+    progress: Progress | None = None,
+    no_cache: bool = False,
+) -> str:
+    """Build (or reuse) a kind node image for ``kubernetes_version``; return its tag.
+
+    The tag is ``kindlab/node:<version>-<hash>`` unless ``tag`` is given (then the
+    image gets both). Needs Docker, debootstrap, Go and gcc; reaches only Debian's
+    mirror and the Go module proxy.
+    """
+    version = KubeVersion.parse(kubernetes_version)
+    pins = pins_for(version)
+    cache = cache_dir()
+    (cache / "tmp").mkdir(parents=True, exist_ok=True)
+    ctx = _Ctx(version, cache, progress or _quiet, find_go(), no_cache)
+    if not shutil.which("docker"):
+        raise PreconditionError("docker is needed to build the node image")
+    started = time.monotonic()
+
+    kind_dir = module_dir(ctx.go, "sigs.k8s.io/kind", KIND_VERSION)
+    kube_dir = module_dir(ctx.go, "k8s.io/kubernetes", str(version))
+    manifests = kindsrc.read_manifests(kind_dir)
+    containerd_config = (kind_dir / "images/base/files/etc/containerd/config.toml").read_text()
+
+    rootfs = stage_rootfs(ctx)
+    node_base = stage_node_base(ctx, rootfs, kind_dir)
+
+    bins: dict[str, Path] = {}
+    builds = [gobuild.kubernetes_build(version, (kube_dir / "go.mod").read_text())]
+    builds += gobuild.component_builds(pins, LOCAL_PATH_PROVISIONER_VERSION)
+    builds.append(gobuild.kindnet_build())
+    for b in builds:
+        out = stage_go(ctx, b)
+        for name in b.outputs():
+            bins[name] = out / "bin" / name
+    bins["pause"] = stage_pause(ctx, kube_dir) / "bin" / "pause"
+
+    # kubeadm's own list is the authority on what the control plane pulls
+    listed = run(
+        [str(bins["kubeadm"]), "config", "images", "list", "--kubernetes-version", str(version)]
+    ).splitlines()
+    required = kubeadm_images(version)
+    problems = check_kubeadm_list(required, listed)
+    if problems:
+        raise PreconditionError("version table disagrees with kubeadm: " + "; ".join(problems))
+
+    static_base = stage_static_base(ctx, rootfs)
+    base_ids = [
+        run(["docker", "image", "inspect", "--format", "{{.Id}}", ref]).strip()
+        for ref in (static_base, rootfs)
+    ]
+    components: dict[str, str] = {}
+    for spec in images.component_images(static_base, rootfs):
+        ctx.progress(f"image {spec.name}")
+        components[spec.name] = stage_component(ctx, spec, bins, base_ids)
+
+    kindnet_ref = f"{KINDNET_IMAGE_REPO}:{short(components['kindnet'].split(':')[-1], 12)}"
+    targets: dict[str, list[str]] = {n: [required[n]] for n in required}
+    # kind's containerd config pins its own sandbox image; give pause both names
+    targets["pause"].append(kindsrc.sandbox_image(containerd_config))
+    targets["agnhost"] = [agnhost_image(version)]
+    targets["kindnet"] = [kindnet_ref]
+    targets["local-path-provisioner"] = [manifests.storage_provisioner_image]
+    targets["local-path-helper"] = [manifests.storage_helper_image]
+    files = {
+        "/kind/version": str(version),
+        "/kind/manifests/default-cni.yaml": kindsrc.render_cni_manifest(
+            manifests.cni_manifest, manifests.cni_images[0], kindnet_ref
+        ),
+        "/kind/manifests/default-storage.yaml": manifests.storage_manifest,
+    }
+    node_bins = {n: bins[n] for n in ("kubeadm", "kubelet", "kubectl", "crictl")}
+    plan = _Plan(node_base, node_bins, components, targets, files)
+    key = _node_key(plan)
+    out_tag = f"{NODE_REPO}:{version}-{short(key)}"
+    if no_cache or not image_exists(out_tag):
+        _assemble(ctx, plan, key, out_tag)
+    else:
+        ctx.progress(f"node: cached {out_tag}")
+    if tag and tag != out_tag:
+        run(["docker", "tag", out_tag, tag])
+    ctx.progress(f"done in {(time.monotonic() - started) / 60:.1f} min: {tag or out_tag}")
+    return tag or out_tag
+
+
+def find_built(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str | None:
+    """The newest node image built for this version, or None. Builds nothing."""
+    version = KubeVersion.parse(kubernetes_version)
+    out = run(
+        [
+            "docker",
+            "images",
+            "--filter",
+            f"label={MANAGED}",
+            "--filter",
+            f"label=io.kindlab.kubernetes-version={version}",
+            "--format",
+            "{{.Repository}}:{{.Tag}}\t{{.CreatedAt}}",
+        ]
+    )
+    rows = [line.split("\t") for line in out.splitlines() if line.startswith(NODE_REPO + ":")]
+    rows.sort(key=lambda r: r[1], reverse=True)
+    return rows[0][0] if rows else None
+
+
+def list_images() -> list[tuple[str, str, str]]:
+    """(reference, size, created) of every image kindlab's builder made."""
+    out = run(
+        [
+            "docker",
+            "images",
+            "--filter",
+            f"label={MANAGED}",
+            "--format",
+            "{{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.CreatedSince}}",
+        ]
+    )
+    return [(r[0], r[1], r[2]) for r in (line.split("\t") for line in out.splitlines()) if r]
+
+
+def prune(*, keep_nodes: bool = True) -> list[str]:
+    """Remove kindlab's intermediate images (and node images unless ``keep_nodes``)."""
+    removed = []
+    for ref, _, _ in list_images():
+        if keep_nodes and ref.startswith(NODE_REPO + ":"):
+            continue
+        if ref.startswith("kindlab/"):
+            run(["docker", "rmi", ref])
+            removed.append(ref)
+    return removed

@@ -1,0 +1,192 @@
+"""Dockerfiles and small files of the component images. Pure text, unit-tested.
+
+Static Go binaries (kube-apiserver, kube-controller-manager, kube-scheduler, etcd,
+CoreDNS, local-path-provisioner) go on a tiny "static" base: passwd, group,
+nsswitch.conf, CA bundle and /tmp, like the distroless images upstream uses.
+kube-proxy, agnhost, kindlab's kindnet and local-path's helper go on the Debian root
+file system, as they need iptables/nft/ipset/conntrack, ip, or a shell. All of
+those share one base layer, which the node's containerd stores once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# kube-proxy runs the iptables commands of its image against the node's network
+# namespace, so it must use the back end the node uses. kind's entrypoint picks
+# the node's mode by counting rules (legacy wins a tie); kubelet then marks the
+# chosen back end with KUBE-IPTABLES-HINT in the mangle table. This wrapper, in
+# the spirit of kubernetes-sigs/iptables-wrappers, follows the hint, else counts
+# like kind's entrypoint, then points the iptables names at that back end and
+# re-runs the command.
+IPTABLES_WRAPPER = """#!/bin/sh
+set -e
+mode=
+for save in iptables-nft-save ip6tables-nft-save; do
+  if "$save" -t mangle 2>/dev/null | grep -q KUBE-IPTABLES-HINT; then mode=nft; break; fi
+done
+if [ -z "$mode" ]; then
+  for save in iptables-legacy-save ip6tables-legacy-save; do
+    if "$save" -t mangle 2>/dev/null | grep -q KUBE-IPTABLES-HINT; then mode=legacy; break; fi
+  done
+fi
+if [ -z "$mode" ]; then
+  legacy=$( (iptables-legacy-save || true; ip6tables-legacy-save || true) 2>/dev/null \\
+    | grep -c '^-' || true)
+  nft=$( (timeout 5 sh -c 'iptables-nft-save; ip6tables-nft-save' || true) 2>/dev/null \\
+    | grep -c '^-' || true)
+  if [ "$legacy" -ge "$nft" ]; then mode=legacy; else mode=nft; fi
+fi
+for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  ln -sf "xtables-$mode-multi" "/usr/sbin/$name"
+done
+exec "$0" "$@"
+"""
+
+IPTABLES_NAMES = (
+    "iptables",
+    "iptables-save",
+    "iptables-restore",
+    "ip6tables",
+    "ip6tables-save",
+    "ip6tables-restore",
+)
+
+PASSWD = (
+    "root:x:0:0:root:/root:/sbin/nologin\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+    "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+)
+GROUP = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+NSSWITCH = "hosts: files dns\nnetworks: files\npasswd: files\ngroup: files\n"
+
+
+@dataclass(frozen=True)
+class ComponentImage:
+    """One image to build: its Dockerfile and the binaries its context needs."""
+
+    name: str  # kindlab's short name, e.g. "kube-apiserver"
+    dockerfile: str
+    binaries: tuple[str, ...] = ()  # files copied into the build context
+    extra_files: tuple[tuple[str, str, int], ...] = ()  # (name, text, mode)
+
+
+def _labels(key: str) -> str:
+    return f'LABEL io.kindlab.managed="true" io.kindlab.cache-key="{key}"\n'
+
+
+def static_base_dockerfile() -> str:
+    return "FROM scratch\nCOPY rootfs/ /\n"
+
+
+def component_images(static_base: str, debian_base: str) -> list[ComponentImage]:
+    """The images the node's containerd gets, by kindlab short name.
+
+    ``static_base`` and ``debian_base`` are local image references.
+    """
+
+    def static(name: str, binary: str, path: str, entry: str | None = None) -> ComponentImage:
+        df = f"FROM {static_base}\nCOPY {binary} {path}\n"
+        df += f'ENTRYPOINT ["{entry or path}"]\n'
+        return ComponentImage(name, df, (binary,))
+
+    images = [
+        static("kube-apiserver", "kube-apiserver", "/usr/local/bin/kube-apiserver"),
+        static(
+            "kube-controller-manager",
+            "kube-controller-manager",
+            "/usr/local/bin/kube-controller-manager",
+        ),
+        static("kube-scheduler", "kube-scheduler", "/usr/local/bin/kube-scheduler"),
+        static("etcd", "etcd", "/usr/local/bin/etcd"),
+        static("coredns", "coredns", "/coredns"),
+        static(
+            "local-path-provisioner",
+            "local-path-provisioner",
+            "/usr/local/bin/local-path-provisioner",
+        ),
+        ComponentImage(
+            "pause",
+            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n',
+            ("pause",),
+        ),
+        ComponentImage(
+            "kube-proxy",
+            f"FROM {debian_base}\n"
+            "COPY kube-proxy /usr/local/bin/kube-proxy\n"
+            "COPY iptables-wrapper /usr/sbin/iptables-wrapper\n"
+            "RUN for n in " + " ".join(IPTABLES_NAMES) + "; do "
+            'ln -sf iptables-wrapper "/usr/sbin/$n"; done\n'
+            'ENTRYPOINT ["/usr/local/bin/kube-proxy"]\n',
+            ("kube-proxy",),
+            (("iptables-wrapper", IPTABLES_WRAPPER, 0o755),),
+        ),
+        ComponentImage(
+            "agnhost",
+            f'FROM {debian_base}\nCOPY agnhost /agnhost\nENTRYPOINT ["/agnhost"]\nCMD ["pause"]\n',
+            ("agnhost",),
+        ),
+        ComponentImage(
+            "kindnet",
+            f'FROM {debian_base}\nCOPY kindnet /bin/kindnetd\nENTRYPOINT ["/bin/kindnetd"]\n',
+            ("kindnet",),
+        ),
+        ComponentImage("local-path-helper", f"FROM {debian_base}\n"),
+    ]
+    return images
+
+
+def with_labels(dockerfile: str, key: str) -> str:
+    return dockerfile + _labels(key)
+
+
+def node_base_script() -> str:
+    """What kind's base Dockerfile RUNs, adapted to Debian's packages.
+
+    Debian installs containerd, ctr and the shim in /usr/bin (kind's units expect
+    /usr/local/bin), runc in /usr/sbin, and the CNI plugins in /usr/lib/cni (kind's
+    containerd config and kindnet expect /opt/cni/bin): symlinks bridge both.
+    """
+    return r"""set -eux
+chmod 755 /kind/bin
+find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.service -delete
+rm -f /lib/systemd/system/multi-user.target.wants/* /etc/systemd/system/*.wants/* \
+  /lib/systemd/system/local-fs.target.wants/* /lib/systemd/system/sockets.target.wants/*udev* \
+  /lib/systemd/system/sockets.target.wants/*initctl* /lib/systemd/system/basic.target.wants/*
+echo "ReadKMsg=no" >> /etc/systemd/journald.conf
+ln -sf /lib/systemd/systemd /sbin/init
+for b in containerd ctr containerd-shim-runc-v2; do ln -sf "/usr/bin/$b" "/usr/local/bin/$b"; done
+mkdir -p /usr/local/sbin /opt/cni/bin /etc/kubernetes/manifests /etc/cni/net.d
+ln -sf /usr/sbin/runc /usr/local/sbin/runc
+for p in /usr/lib/cni/*; do ln -sf "$p" "/opt/cni/bin/$(basename "$p")"; done
+hook='{"path": "/kind/bin/mount-product-files.sh"}'
+ctr oci spec \
+  | jq ".hooks.createContainer[.hooks.createContainer| length] |= . + $hook" \
+  | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json
+systemctl enable kubelet.service containerd.service undo-mount-hacks.service
+systemctl mask systemd-binfmt.service
+rm -f /etc/machine-id && touch /etc/machine-id
+"""
+
+
+def node_base_dockerfile(rootfs_image: str) -> str:
+    return (
+        f"FROM {rootfs_image}\n"
+        "COPY files/ /\n"
+        "COPY setup.sh /tmp/kindlab-setup.sh\n"
+        "RUN sh /tmp/kindlab-setup.sh && rm /tmp/kindlab-setup.sh\n"
+        "ENV container=docker\n"
+        "STOPSIGNAL SIGRTMIN+3\n"
+        'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\n'
+    )
+
+
+# Debootstrap leaves caches and docs the node does not need.
+ROOTFS_CLEANUP = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+)

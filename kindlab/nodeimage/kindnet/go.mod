@@ -1,0 +1,3 @@
+module kindlab.invalid/kindnet
+
+go 1.24

@@ -1,0 +1,152 @@
+"""What a node image for one Kubernetes version is made of: pinned versions and image names.
+
+Pure data and pure functions. The table per minor release mirrors what kubeadm of
+that release asks for (``cmd/kubeadm/app/constants``: etcd, CoreDNS, pause) and what
+upstream e2e tests use (``test/utils/image/manifest.go``: agnhost). The builder
+checks the table against ``kubeadm config images list`` at build time, so a wrong
+entry fails the build instead of producing a node that tries to pull.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+KIND_VERSION = "v0.30.0"
+DEFAULT_KUBERNETES_VERSION = "v1.34.4"
+# Debian suite for the node's root file system: trixie's containerd (2.x) is new
+# enough for Kubernetes 1.34; bookworm's 1.6.20 is not.
+DEBIAN_SUITE = "trixie"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+REGISTRY = "registry.k8s.io"
+E2E_REGISTRY = "registry.k8s.io/e2e-test-images"
+# Our own stand-in for kindnetd (see kindnet/main.go); kindlab's name, not kind's.
+KINDNET_IMAGE_REPO = "localhost/kindlab/kindnet"
+
+# The node's root file system. Kept sorted; part of the base stage's cache key.
+NODE_PACKAGES: tuple[str, ...] = (
+    "arptables",
+    "bash",
+    "ca-certificates",
+    "conntrack",
+    "containerd",
+    "containernetworking-plugins",
+    "curl",
+    "dbus",
+    "ebtables",
+    "ethtool",
+    "ipset",
+    "iproute2",
+    "iptables",
+    "iputils-ping",
+    "ipvsadm",
+    "jq",
+    "kmod",
+    "less",
+    "libseccomp2",
+    "mount",
+    "nftables",
+    "pigz",
+    "procps",
+    "runc",
+    "socat",
+    "systemd",
+    "systemd-sysv",
+    "tcpdump",
+    "util-linux",
+)
+
+
+@dataclass(frozen=True)
+class MinorPins:
+    """Versions kubeadm (and the e2e image list) of one minor release pin."""
+
+    etcd: str  # image tag, e.g. "3.6.5-0"
+    coredns: str  # image tag, e.g. "v1.12.1"
+    pause: str  # image tag, e.g. "3.10.1"
+    agnhost: str  # image tag, e.g. "2.56"
+    crictl: str  # sigs.k8s.io/cri-tools module version
+
+
+PINS: dict[str, MinorPins] = {
+    "1.34": MinorPins(
+        etcd="3.6.5-0", coredns="v1.12.1", pause="3.10.1", agnhost="2.56", crictl="v1.34.0"
+    ),
+}
+
+LOCAL_PATH_PROVISIONER_VERSION = "v0.0.30"  # what kind v0.30.0's image is built from
+
+_VERSION_RE = re.compile(r"^v(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)$")
+
+
+@dataclass(frozen=True)
+class KubeVersion:
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> KubeVersion:
+        m = _VERSION_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"expected a Kubernetes release like v1.34.4, got {text!r}")
+        return cls(int(m["major"]), int(m["minor"]), int(m["patch"]))
+
+    def __str__(self) -> str:
+        return f"v{self.major}.{self.minor}.{self.patch}"
+
+    @property
+    def minor_key(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def staging(self) -> str:
+        """Version of the k8s.io/* staging modules released with this version."""
+        return f"v0.{self.minor}.{self.patch}"
+
+
+def pins_for(version: KubeVersion) -> MinorPins:
+    try:
+        return PINS[version.minor_key]
+    except KeyError:
+        known = ", ".join(sorted(PINS))
+        raise ValueError(
+            f"no pinned component versions for Kubernetes {version} (known minors: {known})"
+        ) from None
+
+
+def etcd_module_version(etcd_tag: str) -> str:
+    """``3.6.5-0`` (image tag) -> ``v3.6.5`` (Go module version)."""
+    m = re.match(r"^(\d+\.\d+\.\d+)(-\d+)?$", etcd_tag)
+    if not m:
+        raise ValueError(f"unexpected etcd image tag {etcd_tag!r}")
+    return "v" + m[1]
+
+
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
+
+
+def kubeadm_images(version: KubeVersion) -> dict[str, str]:
+    """Component name -> image reference, as ``kubeadm config images list`` prints them."""
+    pins = pins_for(version)
+    images = {name: f"{REGISTRY}/{name}:{version}" for name in CONTROL_PLANE}
+    images["coredns"] = f"{REGISTRY}/coredns/coredns:{pins.coredns}"
+    images["pause"] = f"{REGISTRY}/pause:{pins.pause}"
+    images["etcd"] = f"{REGISTRY}/etcd:{pins.etcd}"
+    return images
+
+
+def agnhost_image(version: KubeVersion) -> str:
+    return f"{E2E_REGISTRY}/agnhost:{pins_for(version).agnhost}"
+
+
+def check_kubeadm_list(expected: dict[str, str], listed: list[str]) -> list[str]:
+    """Problems between our table and kubeadm's own list (empty when they agree)."""
+    want = sorted(expected.values())
+    got = sorted(line.strip() for line in listed if line.strip())
+    problems = [f"kubeadm asks for {img}, which the table lacks" for img in got if img not in want]
+    problems += [
+        f"table has {img}, which kubeadm does not ask for" for img in want if img not in got
+    ]
+    return problems
