@@ -1,0 +1,307 @@
+"""Pure parts of kindlab.nodeimage: versions, cache keys, Go wrappers, kind sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kindlab.nodeimage import cache, gobuild, images, kindsrc, versions
+from kindlab.nodeimage.build import _docker_hub_name, default_tag
+from kindlab.nodeimage.versions import KubeVersion
+
+V134 = KubeVersion.parse("v1.34.4")
+
+# what `kubeadm config images list --kubernetes-version v1.34.4` printed (kubeadm v1.34.4)
+KUBEADM_LIST_134 = """\
+registry.k8s.io/kube-apiserver:v1.34.4
+registry.k8s.io/kube-controller-manager:v1.34.4
+registry.k8s.io/kube-scheduler:v1.34.4
+registry.k8s.io/kube-proxy:v1.34.4
+registry.k8s.io/coredns/coredns:v1.12.1
+registry.k8s.io/pause:3.10.1
+registry.k8s.io/etcd:3.6.5-0
+"""
+
+
+# --- versions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "major", "minor", "patch", "staging"),
+    [
+        ("v1.34.4", 1, 34, 4, "v0.34.4"),
+        ("v1.34.0", 1, 34, 0, "v0.34.0"),
+        (" v1.35.1 ", 1, 35, 1, "v0.35.1"),
+    ],
+)
+def test_kube_version_parses_and_names_its_staging_release(
+    text: str, major: int, minor: int, patch: int, staging: str
+) -> None:
+    v = KubeVersion.parse(text)
+    assert (v.major, v.minor, v.patch) == (major, minor, patch)
+    assert v.staging == staging
+    assert str(v) == text.strip()
+
+
+@pytest.mark.parametrize("bad", ["1.34.4", "v1.34", "v1.34.4-rc.0", "latest", ""])
+def test_kube_version_rejects_what_is_not_a_release(bad: str) -> None:
+    with pytest.raises(ValueError, match="Kubernetes release"):
+        KubeVersion.parse(bad)
+
+
+def test_image_table_agrees_with_what_kubeadm_134_lists() -> None:
+    problems = versions.check_kubeadm_list(
+        versions.kubeadm_images(V134), KUBEADM_LIST_134.splitlines()
+    )
+    assert problems == [], problems
+
+
+def test_table_disagreement_is_reported_both_ways() -> None:
+    listed = KUBEADM_LIST_134.replace("pause:3.10.1", "pause:3.11").splitlines()
+    problems = versions.check_kubeadm_list(versions.kubeadm_images(V134), listed)
+    assert problems == [
+        "kubeadm asks for registry.k8s.io/pause:3.11, which the table lacks",
+        "table has registry.k8s.io/pause:3.10.1, which kubeadm does not ask for",
+    ]
+
+
+def test_agnhost_tag_is_the_one_upstream_e2e_uses_for_134() -> None:
+    assert versions.agnhost_image(V134) == "registry.k8s.io/e2e-test-images/agnhost:2.56"
+
+
+def test_unknown_minor_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"known minors: 1\.34"):
+        versions.pins_for(KubeVersion.parse("v1.20.0"))
+
+
+@pytest.mark.parametrize(
+    ("tag", "module"), [("3.6.5-0", "v3.6.5"), ("3.5.24-0", "v3.5.24"), ("3.6.5", "v3.6.5")]
+)
+def test_etcd_image_tag_maps_to_module_version(tag: str, module: str) -> None:
+    assert versions.etcd_module_version(tag) == module
+
+
+def test_default_tag_names_the_version() -> None:
+    assert default_tag("v1.34.4") == "kindlab/node:v1.34.4"
+
+
+@pytest.mark.parametrize(
+    ("ref", "containerd_name"),
+    [
+        ("kindlab/component-etcd:abc", "docker.io/kindlab/component-etcd:abc"),
+        ("busybox:1", "docker.io/library/busybox:1"),
+        ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10.1"),
+        ("localhost/kindlab/kindnet:x", "localhost/kindlab/kindnet:x"),
+    ],
+)
+def test_docker_saved_names_as_containerd_sees_them(ref: str, containerd_name: str) -> None:
+    assert _docker_hub_name(ref) == containerd_name
+
+
+# --- cache keys -------------------------------------------------------------------
+
+
+def test_cache_key_is_stable_and_order_independent() -> None:
+    a = cache.cache_key("go", {"x": 1, "y": ["a", "b"]})
+    b = cache.cache_key("go", {"y": ["a", "b"], "x": 1})
+    assert a == b
+    assert len(a) == 64
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("go", {"x": 2, "y": ["a", "b"]}),
+        ("go", {"x": 1, "y": ["b", "a"]}),
+        ("rootfs", {"x": 1, "y": ["a", "b"]}),
+    ],
+)
+def test_cache_key_changes_with_any_input(other: tuple[str, dict[str, object]]) -> None:
+    assert cache.cache_key("go", {"x": 1, "y": ["a", "b"]}) != cache.cache_key(*other)
+
+
+def test_cache_key_changes_with_recipe_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = cache.cache_key("node", {})
+    monkeypatch.setattr(cache, "RECIPE_VERSION", "999")
+    assert cache.cache_key("node", {}) != before
+
+
+def test_hash_files_sees_content_and_mode(tmp_path: Path) -> None:
+    f = tmp_path / "entrypoint"
+    f.write_text("#!/bin/sh\n")
+    f.chmod(0o644)
+    first = cache.hash_files(tmp_path, ["entrypoint"])
+    f.chmod(0o755)
+    second = cache.hash_files(tmp_path, ["entrypoint"])
+    f.write_text("#!/bin/bash\n")
+    third = cache.hash_files(tmp_path, ["entrypoint"])
+    assert len({first, second, third}) == 3
+
+
+def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path))
+    assert cache.cache_dir() == tmp_path
+    monkeypatch.delenv("KINDLAB_CACHE")
+    assert cache.cache_dir() == Path.home() / ".cache" / "kindlab"
+
+
+# --- Go builds --------------------------------------------------------------------
+
+K8S_GO_MOD = """module k8s.io/kubernetes
+
+go 1.24.0
+
+require (
+\tk8s.io/api v0.0.0
+\tgithub.com/x/y v1.2.3
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/client-go => ./staging/src/k8s.io/client-go
+\tgithub.com/other/thing => github.com/fork/thing v1.0.0
+)
+"""
+
+
+def test_staging_modules_are_the_local_replaces_only() -> None:
+    assert gobuild.staging_modules(K8S_GO_MOD) == ["k8s.io/api", "k8s.io/client-go"]
+
+
+def test_staging_modules_refuses_a_go_mod_without_them() -> None:
+    with pytest.raises(ValueError, match="staging"):
+        gobuild.staging_modules("module x\n")
+
+
+def test_kubernetes_wrapper_replaces_staging_with_releases() -> None:
+    build = gobuild.kubernetes_build(V134, K8S_GO_MOD)
+    assert build.go_mod == (
+        "module kindlab.invalid/build/kubernetes\n\ngo 1.24.0\n\n"
+        "require (\n\tk8s.io/kubernetes v1.34.4\n)\n\n"
+        "replace (\n\tk8s.io/api => k8s.io/api v0.34.4\n"
+        "\tk8s.io/client-go => k8s.io/client-go v0.34.4\n)\n"
+    )
+    assert build.outputs() == (
+        "kubeadm",
+        "kubelet",
+        "kubectl",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+        "agnhost",
+    )
+
+
+def test_kubernetes_ldflags_set_the_real_version() -> None:
+    flags = gobuild.kubernetes_ldflags(V134)
+    assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in flags
+    assert "-X k8s.io/component-base/version.gitMinor=34" in flags
+    assert "-X k8s.io/client-go/pkg/version.gitVersion=v1.34.4" in flags
+
+
+@pytest.mark.parametrize(
+    ("package", "binary"),
+    [
+        ("go.etcd.io/etcd/server/v3", "server"),
+        ("github.com/coredns/coredns", "coredns"),
+        ("sigs.k8s.io/cri-tools/cmd/crictl", "crictl"),
+        ("k8s.io/kubernetes/test/images/agnhost", "agnhost"),
+    ],
+)
+def test_binary_name_follows_go_build_rules(package: str, binary: str) -> None:
+    assert gobuild.binary_name(package) == binary
+
+
+def test_component_builds_pin_kubeadms_versions() -> None:
+    builds = {b.name: b for b in gobuild.component_builds(versions.pins_for(V134), "v0.0.30")}
+    assert builds["etcd"].outputs() == ("etcd",)
+    assert "go.etcd.io/etcd/server/v3 v3.6.5" in (builds["etcd"].go_mod or "")
+    assert "github.com/coredns/coredns v1.12.1" in (builds["coredns"].go_mod or "")
+    assert "sigs.k8s.io/cri-tools v1.34.0" in (builds["crictl"].go_mod or "")
+
+
+def test_tools_go_imports_each_package_behind_a_build_tag() -> None:
+    text = gobuild.tools_go(("a/b", "c/d"))
+    assert text.startswith("//go:build tools\n")
+    assert '\t_ "a/b"\n\t_ "c/d"\n' in text
+
+
+# --- kind sources -----------------------------------------------------------------
+
+CONST_GO = """package nodeimage
+
+const kindnetdImage = "docker.io/kindest/kindnetd:v20250512-df8de77b"
+
+var defaultCNIImages = []string{kindnetdImage}
+
+const defaultCNIManifest = `
+# would you kindly template this file
+spec:
+  containers:
+  - image: ` + kindnetdImage + `
+    env:
+    - name: POD_SUBNET
+      value: {{ .PodSubnet }}
+`
+
+const withEscapes = "a\\tb" + "\\"q\\""
+const notAString = 42
+"""
+
+
+def test_go_string_consts_join_literals_and_names() -> None:
+    consts = kindsrc.go_string_consts(CONST_GO)
+    assert consts["kindnetdImage"] == "docker.io/kindest/kindnetd:v20250512-df8de77b"
+    assert (
+        "  - image: docker.io/kindest/kindnetd:v20250512-df8de77b\n" in consts["defaultCNIManifest"]
+    )
+    assert consts["withEscapes"] == 'a\tb"q"'
+    assert "notAString" not in consts
+    assert "defaultCNIImages" not in consts
+
+
+def test_render_cni_manifest_swaps_only_the_image_and_keeps_the_template() -> None:
+    consts = kindsrc.go_string_consts(CONST_GO)
+    out = kindsrc.render_cni_manifest(
+        consts["defaultCNIManifest"], consts["kindnetdImage"], "localhost/kindlab/kindnet:abc"
+    )
+    assert "image: localhost/kindlab/kindnet:abc" in out
+    assert "kindest/kindnetd" not in out
+    assert "{{ .PodSubnet }}" in out
+
+
+def test_render_cni_manifest_refuses_a_manifest_without_the_image() -> None:
+    with pytest.raises(kindsrc.KindSourceError, match="once"):
+        kindsrc.render_cni_manifest("kind: DaemonSet\n", "docker.io/kindest/kindnetd:x", "y")
+
+
+def test_sandbox_image_is_read_from_containerd_config() -> None:
+    toml = '[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "registry.k8s.io/pause:3.10"\n'
+    assert kindsrc.sandbox_image(toml) == "registry.k8s.io/pause:3.10"
+    with pytest.raises(kindsrc.KindSourceError):
+        kindsrc.sandbox_image("version = 2\n")
+
+
+# --- images -----------------------------------------------------------------------
+
+
+def test_every_component_image_is_built_from_local_bases_only() -> None:
+    specs = images.component_images("kindlab/static-base:1", "kindlab/rootfs:2")
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    for spec in specs:
+        base = spec.dockerfile.splitlines()[0]
+        assert base in ("FROM scratch", "FROM kindlab/static-base:1", "FROM kindlab/rootfs:2"), spec
+
+
+def test_kube_proxy_image_routes_every_iptables_name_through_the_wrapper() -> None:
+    proxy = next(s for s in images.component_images("s", "d") if s.name == "kube-proxy")
+    for name in images.IPTABLES_NAMES:
+        assert f" {name}" in proxy.dockerfile
+    assert proxy.extra_files[0][0] == "iptables-wrapper"
+    wrapper = proxy.extra_files[0][1]
+    assert "KUBE-IPTABLES-HINT" in wrapper
+    # kind's entrypoint gives a tie to legacy; the wrapper must agree
+    assert '[ "$legacy" -ge "$nft" ]' in wrapper
