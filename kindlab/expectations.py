@@ -1,8 +1,10 @@
 """The lab's claims, and what each proxy mode and Kubernetes version should show.
 
-Claims and expectations are data, kept here once: a lab test asks
-``expect("ping-clusterip", mode, version)`` instead of branching on versions
-itself. Each claim says what the blog post (../shared/seed) said and what
+Claims and expectations are data, kept here once. A claim is what the report
+lists (numbered as in the lab's issue); an expectation is how one behaviour
+(say ``"ping-clusterip"``) looks in one mode for a range of versions. A lab
+test asks ``expect("ping-clusterip", mode, version)`` instead of branching on
+versions itself. Each claim says what the blog post (../shared/seed) said and what
 upstream says; where a live observation contradicts an expectation, the
 observation wins and the entry here is corrected, with the evidence, rather
 than a test being bent.
@@ -53,9 +55,9 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """What one claim should look like in one mode, for a range of versions."""
+    """How one behaviour looks in one mode, for a range of versions."""
 
-    claim: str
+    behaviour: str
     mode: str
     since: Version | None
     until: Version | None
@@ -187,7 +189,7 @@ def _v(text: str) -> Version:
     return Version.parse(text)
 
 
-#: What each claim looks like per mode and version. Facts are claim-specific.
+#: How each behaviour looks per mode and version; ``facts`` are behaviour-specific.
 EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation(
         "ping-clusterip",
@@ -241,14 +243,15 @@ def claim(claim_id: str) -> Claim:
         raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(CLAIMS)}") from None
 
 
-def expect(claim_id: str, mode: str, version: str | Version) -> Expectation:
-    """The one expectation for ``claim_id`` in ``mode`` at ``version``."""
-    claim(claim_id)
+def expect(behaviour: str, mode: str, version: str | Version) -> Expectation:
+    """The one expectation for ``behaviour`` in ``mode`` at ``version``."""
     ver = version if isinstance(version, Version) else Version.parse(version)
-    found = [e for e in EXPECTATIONS if e.claim == claim_id and e.mode == mode and e.applies(ver)]
+    found = [
+        e for e in EXPECTATIONS if e.behaviour == behaviour and e.mode == mode and e.applies(ver)
+    ]
     if len(found) != 1:
         raise LookupError(
-            f"{len(found)} expectations for claim {claim_id!r} in {mode} mode at {ver}; "
+            f"{len(found)} expectations for {behaviour!r} in {mode} mode at {ver}; "
             "kindlab.expectations.EXPECTATIONS needs exactly one"
         )
     return found[0]

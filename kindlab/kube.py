@@ -191,6 +191,15 @@ class Kube:
                 for ip in ep.addresses:
                     yield Endpoint(ip=ip, ready=ready, node=ep.node_name, pod=pod)
 
+    def cluster_ips(self) -> dict[str, str]:
+        """Every Service's ClusterIP, by ``namespace/name`` (headless ones left out)."""
+        out = {}
+        for svc in self.core.list_service_for_all_namespaces().items:
+            ip = svc.spec.cluster_ip
+            if ip and ip != "None":
+                out[f"{svc.metadata.namespace}/{svc.metadata.name}"] = ip
+        return out
+
     def pods_by_ip(self, namespace: str) -> dict[str, str]:
         pods = self.core.list_namespaced_pod(namespace).items
         return {p.status.pod_ip: p.metadata.name for p in pods if p.status.pod_ip}

@@ -36,6 +36,13 @@ class Finding:
     evidence: Evidence = field(default_factory=Evidence)
     walks: list[tuple[str, WalkResult]] = field(default_factory=list)
 
+    def explain(self, what: str) -> str:
+        """An assertion message: the claim, what was expected, what was seen."""
+        return (
+            f"{what}\n  expected: {self.expected or 'n/a'}\n  observed: {self.observed or 'n/a'}"
+            "\n  (the commands and their output are under 'kindlab evidence' below)"
+        )
+
     def walk(self, label: str, result: WalkResult) -> WalkResult:
         """Record a walker result (drawn in the report) and return it."""
         self.walks.append((label, result))
