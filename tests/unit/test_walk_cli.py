@@ -1,0 +1,137 @@
+"""``kindlab walk``: argument handling, text and JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from kindlab import walk_cli
+
+DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "iptables" / "nft_save_counters.out"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kindlab")
+    walk_cli.register_cli(p.add_subparsers(required=True))
+    return p
+
+
+def run(*argv: str) -> tuple[int, str]:
+    args = parser().parse_args(["walk", *argv])
+    out = io.StringIO()
+    assert args.func is walk_cli.run
+    return walk_cli.run(args, stdout=out), out.getvalue()
+
+
+def test_json_tcp_to_cluster_ip() -> None:
+    code, out = run(str(DUMP), "--proto", "tcp", "--dst", "10.96.45.17", "--dport", "80", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["translated"] is True
+    assert [s["chain"] for s in doc["path"]][:2] == ["OUTPUT", "KUBE-SERVICES"]
+    assert all(isinstance(s["rule"], str) and s["rule"].startswith("-A ") for s in doc["path"])
+    assert sorted(o["to"] for o in doc["outcomes"]) == [
+        "10.244.0.5:8080",
+        "10.244.1.3:8080",
+        "10.244.2.4:8080",
+    ]
+    assert [o["probability"] for o in doc["outcomes"]] == pytest.approx([1 / 3] * 3)
+    assert {o["share"] for o in doc["outcomes"]} == {"1/3"}
+
+
+def test_json_icmp_is_not_translated() -> None:
+    code, out = run(str(DUMP), "--proto", "icmp", "--dst", "10.96.45.17", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["translated"] is False
+    assert doc["outcomes"] == []
+    assert [s["chain"] for s in doc["path"]][:2] == ["OUTPUT", "KUBE-SERVICES"]
+    assert doc["endings"][0]["verdict"] == "ACCEPT"
+
+
+def test_text_output_for_a_learner() -> None:
+    code, out = run(str(DUMP), "--proto", "tcp", "--dst", "10.96.45.17", "--dport", "80")
+    assert code == 0
+    assert "Walking tcp ? -> 10.96.45.17:80 through nat OUTPUT." in out
+    assert '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in out
+    assert "Then the walk splits 3 ways:" in out
+    assert "(1) DNAT to 10.244.0.5:8080, share 1/3 (33.33%)" in out
+    assert "random: taken (p=1/3)" in out
+    assert "Result: translated: DNAT to 10.244.0.5:8080 1/3 (33.33%)" in out
+
+
+def test_text_verbose_says_why_rules_missed() -> None:
+    code, out = run(
+        str(DUMP),
+        "--proto",
+        "icmp",
+        "--dst",
+        "10.96.45.17",
+        "--hook",
+        "prerouting",
+        "--local",
+        "172.18.0.2",
+        "-v",
+    )
+    assert code == 0
+    assert "through nat PREROUTING" in out
+    assert "no match: protocol icmp is not tcp -> skip" in out
+    assert "Result: not translated (ACCEPT)" in out
+
+
+def test_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(DUMP.read_text()))
+    code, out = run("-", "--proto", "udp", "--dst", "10.96.0.10", "--dport", "53", "--json")
+    assert code == 0
+    assert [o["to"] for o in json.loads(out)["outcomes"]] == ["10.244.0.2:53"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--proto", "tcpx", "--dst", "10.96.45.17"], "--proto must be one of"),
+        (["--proto", "tcp", "--dst", "10.96.45"], "--dst must be an IP address"),
+        (["--proto", "tcp", "--dst", "10.96.45.17", "--src", "pod"], "--src must be an IP"),
+        (["--proto", "tcp", "--dst", "10.96.45.17", "--dport", "http"], "--dport must be a number"),
+        (["--proto", "tcp", "--dst", "10.96.45.17", "--dport", "0"], "--dport must be 1..65535"),
+        (["--proto", "icmp", "--dst", "10.96.45.17", "--dport", "80"], "makes no sense"),
+        (["--proto", "tcp", "--dst", "10.96.45.17", "--hook", "INPUT"], "--hook must be"),
+        (["--proto", "tcp", "--dst", "10.96.45.17", "--local", "node"], "--local must be"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run(str(DUMP), *argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        ("*nat\n:OUTPUT ACCEPT [0:0]\n", "line 1: expected COMMIT"),
+        ('*nat\n:X - [0:0]\n-A X -m comment --comment "oops\nCOMMIT\n', "closing double quote"),
+        ("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", "no nat table in the dump (tables: filter)"),
+        ("*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n", "no chain OUTPUT"),
+    ],
+    ids=["missing-file", "no-commit", "bad-quote", "no-nat", "no-hook-chain"],
+)
+def test_bad_dumps_are_one_line_and_exit_2(
+    content: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump = tmp_path / "dump.out"
+    if content is not None:
+        dump.write_text(content)
+    code, out = run(str(dump), "--proto", "tcp", "--dst", "10.96.45.17")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and message in err, err
