@@ -106,8 +106,8 @@ CLAIMS: dict[str, Claim] = {
         Claim(
             "ping-clusterip",
             3,
-            "Ping to a ClusterIP from a node",
-            _ALL,
+            "iptables: ping to a ClusterIP gets no echo reply, TCP to its port is answered",
+            ("iptables",),
             "iptables mode: no answer. ipvs mode: answers, because the ClusterIP sits on "
             "kube-ipvs0.",
             "iptables: no echo reply, while TCP to ClusterIP:port is answered by a pod. "

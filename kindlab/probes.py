@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from kindlab.node import ExecResult, Node
 from kindlab.parsers.ipaddr import AddrList, parse_ip_addr_json
 from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
+from kindlab.parsers.ipvsadm import IpvsTable, parse_ipvsadm
+from kindlab.parsers.nft import NftRuleset, parse_nft_json
 from kindlab.parsers.ping import PingResult, parse_ping
 from kindlab.parsers.route import RouteGet, parse_route_get
 
@@ -34,6 +36,14 @@ def summarize_ping(result: PingResult) -> str:
 
 def iptables(node: Node, table: str | None = None, *, counters: bool = False) -> IptablesDump:
     return parse_iptables_save(node.iptables_save(table, counters=counters).stdout)
+
+
+def nft(node: Node) -> NftRuleset:
+    return parse_nft_json(node.nft_ruleset(json=True).stdout)
+
+
+def ipvs(node: Node) -> IpvsTable:
+    return parse_ipvsadm(node.ipvsadm().check().stdout)
 
 
 def addresses(node: Node) -> AddrList:

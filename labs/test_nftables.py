@@ -1,0 +1,66 @@
+"""nftables mode (claim 9): the `ip kube-proxy` table holds the ClusterIP, TCP to
+its port works, and a ping to it is rejected (kube-proxy rejects traffic to
+ClusterIPs on ports no Service uses, since 1.30). The post predates this mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from kindlab import probes
+from kindlab.expectations import expect
+from kindlab.node import Node
+from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
+from kindlab.report import Finding
+from kindlab.samples import Samples
+
+pytestmark = pytest.mark.nftables
+
+
+@pytest.mark.claim("nftables-table")
+def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
+    node: Node, samples: Samples, finding: Finding
+) -> None:
+    web = samples.web
+    port = web.port("http").port
+    ping_expectation = expect("ping-clusterip", "nftables", finding.kubernetes_version)
+    finding.expected = (
+        f"`ip kube-proxy` lists {web.cluster_ip} in @cluster-ips and maps "
+        f"{web.cluster_ip} . tcp . {port} in @service-ips; TCP answered by a pod; "
+        f"ping: {ping_expectation.text}"
+    )
+    table = kube_proxy_table(probes.nft(node))
+    assert table is not None, finding.explain("there is no `ip kube-proxy` table")
+    entries = cluster_ip_entries(table, web.cluster_ip)
+    rejecting = [r for r in table.rules() if r.rejects and "@cluster-ips" in r.references]
+    finding.evidence.note(
+        "kube-proxy's nftables entries for the ClusterIP",
+        "\n".join(
+            [f"@cluster-ips: {e.text}" for e in entries.cluster_ips]
+            + [f"@service-ips: {e.text}" for e in entries.service_ips]
+            + [f"{r.chain}: {r.text}" for r in rejecting]
+        ),
+    )
+    answer = probes.http(node, web.cluster_ip, port)
+    ping = probes.ping(node, web.cluster_ip)
+    pods = {e.pod for e in web.endpoints if e.ready and e.pod}
+    finding.observed = (
+        f"@cluster-ips: {[e.text for e in entries.cluster_ips]}; @service-ips: "
+        f"{[e.text for e in entries.service_ips]}; reject rules on @cluster-ips: "
+        f"{[f'{r.chain}: {r.text}' for r in rejecting]}; TCP: "
+        f"{'answered by pod ' + answer.body if answer.ok else answer.error}; ping: "
+        f"{probes.summarize_ping(ping)}"
+    )
+    assert entries.cluster_ips, finding.explain("the ClusterIP is not in @cluster-ips")
+    assert any(e.key == (web.cluster_ip, "tcp", str(port)) for e in entries.service_ips), (
+        finding.explain("@service-ips does not map the ClusterIP's TCP port")
+    )
+    assert answer.ok and answer.body in pods, finding.explain("TCP was not answered by a pod")
+    assert ping.answered is ping_expectation.facts["answered"], finding.explain(
+        "ping to the ClusterIP was answered"
+    )
+    wanted_error = ping_expectation.facts.get("icmp_error")
+    if wanted_error:
+        assert any(wanted_error in e.message for e in ping.icmp_errors), finding.explain(
+            f"ping did not get {wanted_error}"
+        )
+        assert rejecting, finding.explain("no rule rejects traffic to @cluster-ips")

@@ -1,0 +1,50 @@
+"""Claim 10, every mode: a Service with no endpoints refuses TCP connections at
+once (kube-proxy rejects them) instead of letting them time out; the rule or set
+element that does it is shown. The post does not cover this case."""
+
+from __future__ import annotations
+
+import pytest
+
+from kindlab import probes
+from kindlab.node import Node
+from kindlab.parsers.nft import kube_proxy_table, no_endpoint_reject
+from kindlab.plugin import each_mode
+from kindlab.report import Finding
+from kindlab.rules import reject_rules
+from kindlab.samples import Samples
+
+
+def _rejecting_rule(mode: str, node: Node, ip: str, port: int) -> str | None:
+    """The rule (or element) that turns the connection away, as the node prints it."""
+    if mode == "iptables":
+        rules = reject_rules(probes.iptables(node, "filter").table("filter"), ip)
+        return "\n".join(r.raw for r in rules) or None
+    if mode == "nftables":
+        table = kube_proxy_table(probes.nft(node))
+        found = no_endpoint_reject(table, ip, "tcp", port) if table else None
+        return found.text if found and found.rules else None
+    # ipvs: the virtual service exists with no real servers; IPVS itself refuses.
+    service = probes.ipvs(node).service(ip, port, "TCP")
+    return service.raw if service is not None and not service.real_servers else None
+
+
+@each_mode()
+@pytest.mark.claim("no-endpoints")
+def test_service_without_endpoints_refuses_tcp(
+    mode: str, node: Node, samples: Samples, finding: Finding
+) -> None:
+    empty = samples.empty
+    port = empty.port("http").port
+    finding.expected = (
+        f"TCP {empty.cluster_ip}:{port} refused (not a timeout); a rule or set element rejecting it"
+    )
+    rule = _rejecting_rule(mode, node, empty.cluster_ip, port)
+    connect = probes.tcp_connect(node, empty.cluster_ip, port)
+    finding.observed = (
+        f"TCP connect: {'connected' if connect.ok else connect.error or 'no answer'}; "
+        f"rejected by: {rule or 'nothing found'}"
+    )
+    assert not empty.endpoints, finding.explain("the empty Service has endpoints")
+    assert connect.refused, finding.explain("the connection was not refused")
+    assert rule, finding.explain("no rule or element rejecting the Service was found")
