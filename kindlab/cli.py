@@ -85,6 +85,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from kindlab.explain import explain
+
+    log = explain(args.cluster_ip)
+    if args.evidence:
+        print("\n# evidence\n" + log.render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kindlab",
@@ -106,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="delete every cluster and container kindlab created")
     cluster_opts(down)
     down.set_defaults(func=cmd_down)
+
+    explain = sub.add_parser("explain", help="evidence and walk for one Service of a cluster")
+    explain.add_argument("cluster_ip", help="a ClusterIP of a cluster made by `kindlab up`")
+    explain.add_argument("--evidence", action="store_true", help="also print every command run")
+    explain.set_defaults(func=cmd_explain)
 
     status = sub.add_parser("status", help="list the clusters kindlab knows of")
     status.set_defaults(func=cmd_status)

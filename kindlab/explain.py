@@ -1,0 +1,91 @@
+"""``kindlab explain CLUSTER_IP``: the evidence and the walk for one Service.
+
+Finds the kindlab cluster whose API knows the ClusterIP, then looks inside its
+control-plane node the way the lab does, and prints it for a learner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kindlab import probes
+from kindlab.clusters import read_states
+from kindlab.errors import PreconditionError
+from kindlab.evidence import Evidence
+from kindlab.kube import Kube
+from kindlab.node import Node
+from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
+from kindlab.paths import cache_dir
+from kindlab.report import describe_walk
+from kindlab.walker import Packet, walk
+
+
+def find_service(cluster_ip: str) -> tuple[str, str, Kube, str]:
+    """(cluster name, mode, API, namespace/name) of the Service owning ``cluster_ip``."""
+    for name, state in read_states().items():
+        kubeconfig = cache_dir() / "clusters" / f"{name}.kubeconfig"
+        if not state.get("complete") or not kubeconfig.exists():
+            continue
+        kube = Kube(kubeconfig)
+        try:
+            ips = kube.cluster_ips()
+        except Exception:  # a cluster that is gone or down: try the next one
+            continue
+        for svc, ip in ips.items():
+            if ip == cluster_ip:
+                return name, str(state.get("mode")), kube, svc
+    raise PreconditionError(
+        f"no running kindlab cluster has a Service with ClusterIP {cluster_ip}; "
+        "start one with `kindlab up --mode iptables`"
+    )
+
+
+def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
+    cluster, mode, kube, svc_name = find_service(cluster_ip)
+    namespace, name = svc_name.split("/", 1)
+    svc = kube.service(namespace, name)
+    log = Evidence()
+    node = Node(f"{cluster}-control-plane", recorder=log.record)
+    say(f"Service {svc_name} in cluster {cluster} ({mode} mode): ClusterIP {svc.cluster_ip}")
+    for port in svc.ports:
+        say(f"  port {port.port}/{port.protocol} -> target {port.target_port}")
+    say(f"  ready endpoints: {', '.join(svc.ready_ips) or 'none'}")
+    say("")
+    say(f"ping from the node: {probes.summarize_ping(probes.ping(node, cluster_ip, count=2))}")
+    route = probes.route(node, cluster_ip)
+    say(f"ip route get: {route.type} via {route.via} dev {route.dev}")
+    owner = probes.addresses(node).owner(cluster_ip)
+    say(f"interface holding {cluster_ip}: {owner.name if owner else 'none'}")
+    for port in svc.ports:
+        if port.protocol == "TCP":
+            answer = probes.http(node, cluster_ip, port.port)
+            seen = f"answered: {answer.body}" if answer.ok else answer.error
+            say(f"TCP {cluster_ip}:{port.port}: {seen}")
+    say("")
+    if mode == "iptables":
+        addrs = probes.addresses(node)
+        local = [a.local for _, a in addrs.addresses()]
+        src = addrs.link("eth0").inet()[0].local
+        nat = probes.iptables(node, "nat").table("nat")
+        packets = [Packet(dst=cluster_ip, proto="icmp", src=src)] + [
+            Packet(dst=cluster_ip, proto=p.protocol.lower(), dport=p.port, src=src)
+            for p in svc.ports
+        ]
+        for packet in packets:
+            say(describe_walk(walk(nat, "OUTPUT", packet, local_addresses=local)))
+            say("")
+    elif mode == "nftables":
+        table = kube_proxy_table(probes.nft(node))
+        if table is not None:
+            entries = cluster_ip_entries(table, cluster_ip)
+            for label, elements in (
+                ("@cluster-ips", entries.cluster_ips),
+                ("@service-ips", entries.service_ips),
+                ("@no-endpoint-services", entries.no_endpoint_services),
+            ):
+                for element in elements:
+                    say(f"{label}: {element.text}")
+    else:
+        result = node.ipvsadm()
+        say(result.output)
+    return log
