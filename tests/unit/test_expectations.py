@@ -1,0 +1,54 @@
+"""Expectations are data: exactly one per behaviour, mode and version."""
+
+import pytest
+
+from kindlab.expectations import CLAIMS, EXPECTATIONS, Version, claim, expect
+from kindlab.kind import PROXY_MODES
+
+
+@pytest.mark.parametrize(
+    ("mode", "version", "answered", "error"),
+    [
+        ("iptables", "v1.18.0", False, None),
+        ("iptables", "v1.34.4", False, None),
+        ("ipvs", "v1.25.16", True, None),
+        ("ipvs", "v1.26.0", False, "Destination Port Unreachable"),
+        ("ipvs", "v1.34.4", False, "Destination Port Unreachable"),
+        ("nftables", "v1.29.0", False, None),
+        ("nftables", "v1.34.4", False, "Destination Port Unreachable"),
+    ],
+)
+def test_ping_to_a_clusterip_by_mode_and_version(
+    mode: str, version: str, answered: bool, error: str | None
+) -> None:
+    found = expect("ping-clusterip", mode, version)
+    assert found.facts["answered"] is answered
+    assert found.facts.get("icmp_error") == error
+
+
+def test_every_behaviour_mode_and_minor_has_exactly_one_expectation() -> None:
+    behaviours = {e.behaviour for e in EXPECTATIONS}
+    for behaviour in behaviours:
+        for mode in PROXY_MODES:
+            for minor in range(18, 40):
+                expect(behaviour, mode, Version(1, minor))  # raises unless exactly one
+
+
+def test_versions_parse_and_order() -> None:
+    assert Version.parse("v1.34.4") == Version(1, 34) < Version.parse("1.35")
+    assert str(Version.parse("v1.9.0-alpha.1")) == "1.9"
+    with pytest.raises(ValueError, match="not a Kubernetes version"):
+        Version.parse("latest")
+
+
+def test_claims_are_numbered_once_and_name_real_modes() -> None:
+    numbers = [c.number for c in CLAIMS.values()]
+    assert sorted(numbers) == list(range(1, 11))
+    assert all(set(c.modes) <= set(PROXY_MODES) for c in CLAIMS.values())
+    with pytest.raises(KeyError, match="unknown claim 'nope'"):
+        claim("nope")
+
+
+def test_no_expectation_is_a_lookup_error() -> None:
+    with pytest.raises(LookupError, match="0 expectations"):
+        expect("ping-clusterip", "userspace", "v1.34.0")
