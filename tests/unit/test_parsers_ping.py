@@ -154,9 +154,7 @@ def test_real_capture(name: str) -> None:
 def test_local_reply_details() -> None:
     r = parse_ping(load("local-32-answered"))
     assert (r.target, r.address) == ("10.96.0.10", "10.96.0.10")
-    assert r.replies[0] == EchoReply(
-        size=64, from_addr="10.96.0.10", seq=1, ttl=64, time_ms=0.756
-    )
+    assert r.replies[0] == EchoReply(size=64, from_addr="10.96.0.10", seq=1, ttl=64, time_ms=0.756)
     assert [x.seq for x in r.replies] == [1, 2, 3]
     assert r.replies[0].raw == "64 bytes from 10.96.0.10: icmp_seq=1 ttl=64 time=0.756 ms"
     assert r.stats == PingStats(
@@ -228,12 +226,14 @@ def test_stdout_and_stderr_in_either_order() -> None:
             "PING web (10.96.0.10) 56(84) bytes of data.\n"
             "64 bytes from web.default.svc (10.96.0.10): icmp_seq=1 ttl=63 time=12 ms\n"
             "64 bytes from web.default.svc (10.96.0.10): icmp_seq=1 ttl=63 time=12.5 ms (DUP!)\n",
-            lambda r: r.replies[0].from_name == "web.default.svc"
-            and r.replies[0].from_addr == "10.96.0.10"
-            and r.replies[0].time_ms == 12.0
-            and r.replies[1].duplicate
-            and r.target == "web"
-            and r.answered,
+            lambda r: (
+                r.replies[0].from_name == "web.default.svc"
+                and r.replies[0].from_addr == "10.96.0.10"
+                and r.replies[0].time_ms == 12.0
+                and r.replies[1].duplicate
+                and r.target == "web"
+                and r.answered
+            ),
             id="hostname-and-dup",
         ),
         pytest.param(
@@ -245,9 +245,11 @@ def test_stdout_and_stderr_in_either_order() -> None:
             "From gw.local (172.17.0.1) icmp_seq=1 Destination Net Unreachable\n"
             "From 10.0.0.254 icmp_seq=2 Time to live exceeded\n"
             "From 172.17.0.1 icmp_seq=3 Destination Net Unreachable\n",
-            lambda r: r.errors_from == ("172.17.0.1", "10.0.0.254")
-            and r.icmp_errors[0].from_name == "gw.local"
-            and r.icmp_errors[1].message == "Time to live exceeded",
+            lambda r: (
+                r.errors_from == ("172.17.0.1", "10.0.0.254")
+                and r.icmp_errors[0].from_name == "gw.local"
+                and r.icmp_errors[1].message == "Time to live exceeded"
+            ),
             id="error-sources-deduplicated",
         ),
         pytest.param(
@@ -318,9 +320,7 @@ def test_edge_cases(text: str, check: object) -> None:
             "+N duplicates/corrupted/errors",
             id="unknown-plus-count",
         ),
-        pytest.param(
-            "--- x ping statistics ---\n", 1, "'N packets transmitted'", id="header-only"
-        ),
+        pytest.param("--- x ping statistics ---\n", 1, "'N packets transmitted'", id="header-only"),
     ],
 )
 def test_errors_name_the_line(text: str, line_no: int, expected: str) -> None:
