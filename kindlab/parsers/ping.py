@@ -226,6 +226,7 @@ def parse_ping(text: str) -> PingResult:
     local_errors: list[LocalError] = []
     raw: list[str] = []
     stats_target: str | None = None
+    stats_line_no = 0
     stats_fields: dict[str, int | float | None] = {}
     stats_raw: list[str] = []
 
@@ -254,6 +255,7 @@ def parse_ping(text: str) -> PingResult:
             )
         elif m := _STATS_HEADER_RE.match(stripped):
             stats_target = m["target"]
+            stats_line_no = line_no
             stats_raw.append(line)
         elif m := _STATS_RE.match(stripped):
             if stats_target is None:
@@ -287,7 +289,7 @@ def parse_ping(text: str) -> PingResult:
     if not raw:
         raise ParseError(TOOL, 1, text, "some ping output")
     if stats_target is not None and "transmitted" not in stats_fields:
-        raise ParseError(TOOL, len(text.splitlines()), stats_raw[-1], "'N packets transmitted'")
+        raise ParseError(TOOL, stats_line_no, stats_raw[0], "'N packets transmitted' after it")
     stats = _build_stats(stats_fields, tuple(stats_raw)) if stats_fields else None
     return PingResult(
         target=target,

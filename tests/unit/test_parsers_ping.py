@@ -320,7 +320,9 @@ def test_edge_cases(text: str, check: object) -> None:
             "+N duplicates/corrupted/errors",
             id="unknown-plus-count",
         ),
-        pytest.param("--- x ping statistics ---\n", 1, "'N packets transmitted'", id="header-only"),
+        pytest.param(
+            "\n--- x ping statistics ---\n\n", 2, "'N packets transmitted'", id="header-only"
+        ),
     ],
 )
 def test_errors_name_the_line(text: str, line_no: int, expected: str) -> None:
