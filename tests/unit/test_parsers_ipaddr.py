@@ -201,9 +201,11 @@ DYNAMIC = """\
             "state UNKNOWN group default qlen 500\n"
             "    link/none \n"
             "    inet 10.8.0.2/24 scope global tun0\n",
-            lambda a: a.link("tun0").link_type == "none"
-            and a.link("tun0").mac is None
-            and a.link("tun0").addresses[0].valid_lft is None,
+            lambda a: (
+                a.link("tun0").link_type == "none"
+                and a.link("tun0").mac is None
+                and a.link("tun0").addresses[0].valid_lft is None
+            ),
             id="link-none-no-lifetime-line",
         ),
         pytest.param(
