@@ -498,6 +498,16 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
                 )
         for local in sorted(set(plan.components.values())):
             _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "rm", _docker_hub_name(local))
+        # ctr import also records each image under its bare digest; the names suffice
+        digests = [
+            ref
+            for ref in _docker_exec(
+                name, "ctr", "--namespace=k8s.io", "images", "list", "-q"
+            ).split()
+            if ref.startswith("sha256:")
+        ]
+        if digests:
+            _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "rm", *digests)
         listed = _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "list", "-q")
         ctx.progress("node: images in containerd: " + ", ".join(listed.split()))
         _docker_exec(name, "pkill", "containerd")

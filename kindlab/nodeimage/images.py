@@ -163,6 +163,12 @@ hook='{"path": "/kind/bin/mount-product-files.sh"}'
 ctr oci spec \
   | jq ".hooks.createContainer[.hooks.createContainer| length] |= . + $hook" \
   | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json
+# Nodes here run without CAP_SYS_RESOURCE (see the host README): runc cannot lower
+# a container's oom_score_adj below containerd's, and every sandbox fails with
+# "can't get final child's PID from pipe". kind sets this only for rootless nodes.
+sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' \
+  /etc/containerd/config.toml
+grep -q 'restrict_oom_score_adj = true' /etc/containerd/config.toml
 systemctl enable kubelet.service containerd.service undo-mount-hacks.service
 systemctl mask systemd-binfmt.service
 rm -f /etc/machine-id && touch /etc/machine-id
