@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import sh
 import yaml
@@ -153,14 +152,13 @@ class Kind:
                 self.progress(line.rstrip("\n"))
 
         try:
-            result: Any = sh.Command(argv[0])(
+            sh.Command(argv[0])(
                 *argv[1:],
                 _out=out.append,
                 _err=on_err,
                 _timeout=timeout,
                 _env=dict(os.environ),
             )
-            result.wait()
         except sh.ErrorReturnCode as exc:
             raise CommandError(argv, exc.exit_code, "".join(out), "".join(err)) from exc
         except sh.TimeoutException as exc:
