@@ -82,6 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    config.pluginmanager.register(_ReportCollector(config), "kindlab-report")
 
 
 # -- evidence ----------------------------------------------------------------
@@ -132,14 +133,29 @@ def _reason(report: pytest.TestReport) -> str:
     return " ".join(ln[1:].strip() for ln in lines[:6]) or text[-500:]
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Runs in the controller too, so entries from every worker land here.
-    for name, value in report.user_properties:
-        if name == _REPORT_PROPERTY and isinstance(value, dict):
-            _collected.append(Entry.from_json(value))
+class _ReportCollector:
+    """Gathers the claim entries of a run (from xdist workers too) and writes the report."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.entries: list[Entry] = []
 
-_collected: list[Entry] = []
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Runs in the xdist controller too, so entries from every worker land here.
+        for name, value in report.user_properties:
+            if name == _REPORT_PROPERTY and isinstance(value, dict):
+                self.entries.append(Entry.from_json(value))
+
+    def pytest_sessionfinish(self) -> None:
+        target = self.config.getoption("kindlab_report")
+        if hasattr(self.config, "workerinput") or not target or not self.entries:
+            return
+        meta = {
+            "node_image": self.config.getoption("node_image") or "kindlab offline image",
+            "args": " ".join(self.config.invocation_params.args),
+        }
+        paths = write_reports(Path(target), self.entries, meta)
+        _say(self.config, f"report written to {paths[0]} and {paths[1]}")
 
 
 @pytest.fixture
@@ -207,7 +223,9 @@ def cluster_manager(
         run_id=_run_id(pytestconfig),
         progress=say,
     )
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each process holds its own state files' pids alive, so xdist workers of this
+    # run never remove each other's clusters; the lock keeps two removals apart.
+    with FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-leftovers.lock")):
         manager.remove_leftovers()
     pytestconfig.stash[_manager_key] = manager
     try:
@@ -222,10 +240,8 @@ _manager_key = pytest.StashKey[ClusterManager]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the lab report; under xdist, delete the clusters the workers shared."""
+    """Under xdist, the controller deletes the clusters the workers shared."""
     config = session.config
-    if not hasattr(config, "workerinput"):
-        _write_report(config)
     run_id = _run_id(config)
     if hasattr(config, "workerinput") or run_id is None or config.getoption("keep_clusters"):
         return
@@ -233,18 +249,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     kind = Kind(find_kind(config.getoption("kind_bin")))
     ClusterManager(kind, image="", run_id=run_id, progress=lambda m: _say(config, m)).release_run()
-
-
-def _write_report(config: pytest.Config) -> None:
-    target = config.getoption("kindlab_report")
-    if not target or not _collected:
-        return
-    meta = {
-        "node_image": config.getoption("node_image") or "kindlab offline image",
-        "args": " ".join(config.invocation_params.args),
-    }
-    paths = write_reports(Path(target), _collected, meta)
-    _say(config, f"report written to {paths[0]} and {paths[1]}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -324,23 +328,20 @@ def finding(request: pytest.FixtureRequest, cluster: Cluster, evidence: Evidence
     marker = request.node.get_closest_marker("claim")
     if marker is None:
         raise pytest.UsageError(f"{request.node.nodeid}: the finding fixture needs a claim marker")
+    versions = request.config.stash.setdefault(_versions_key, {})
+    if cluster.name not in versions:
+        versions[cluster.name] = cluster.kubernetes_version()
     record = Finding(
         str(marker.args[0]),
         cluster.mode,
-        kubernetes_version=_server_version(cluster),
+        kubernetes_version=versions[cluster.name],
         evidence=evidence,
     )
     request.node.stash[finding_key] = record
     return record
 
 
-_versions: dict[str, str] = {}
-
-
-def _server_version(cluster: Cluster) -> str:
-    if cluster.name not in _versions:
-        _versions[cluster.name] = cluster.kubernetes_version()
-    return _versions[cluster.name]
+_versions_key = pytest.StashKey[dict[str, str]]()
 
 
 @pytest.fixture
@@ -349,17 +350,18 @@ def node(cluster: Cluster, evidence: Evidence) -> Node:
     return cluster.node(recorder=evidence.record)
 
 
-_samples: dict[str, Samples] = {}
+_samples_key = pytest.StashKey[dict[str, Samples]]()
 
 
 @pytest.fixture
 def samples(cluster: Cluster, pytestconfig: pytest.Config) -> Samples:
     """The sample Services (labs/manifests), deployed once per cluster, endpoints ready."""
-    if cluster.name not in _samples:
-        _samples[cluster.name] = deploy_samples(
+    deployed = pytestconfig.stash.setdefault(_samples_key, {})
+    if cluster.name not in deployed:
+        deployed[cluster.name] = deploy_samples(
             cluster.kube, progress=lambda m: _say(pytestconfig, m)
         )
-    return _samples[cluster.name]
+    return deployed[cluster.name]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -1,0 +1,97 @@
+"""The plugin's own wiring, through pytester: markers, evidence on failure, the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_markers_are_declared_once_for_strict_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.iptables
+        @pytest.mark.nftables
+        @pytest.mark.ipvs
+        @pytest.mark.live
+        @pytest.mark.claim("proxy-mode")
+        def test_marked():
+            pass
+        """
+    )
+    result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    lines = pytester.runpytest("--markers").stdout.lines
+    for name in ("iptables", "nftables", "ipvs", "live", "claim(id)"):
+        assert sum(line.startswith(f"@pytest.mark.{name}:") for line in lines) == 1
+
+
+def test_mode_markers_imply_live(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.nftables
+        def test_needs_a_cluster():
+            pass
+
+        def test_plain():
+            pass
+        """
+    )
+    result = pytester.runpytest("-m", "not live", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_failed_check_carries_its_evidence_and_lands_in_the_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from kindlab.node import ExecResult
+
+        @pytest.mark.claim("ping-clusterip")
+        @pytest.mark.iptables
+        def test_claim(evidence):
+            evidence.record(ExecResult("kindlab-iptables-control-plane", ("ping", "-c", "1",
+                "10.96.0.10"), 1, "1 packets transmitted, 0 received\\n", "", 1.0))
+            assert False, "the ClusterIP answered"
+
+        @pytest.mark.claim("ipvs-ping")
+        @pytest.mark.ipvs
+        def test_skipped():
+            pytest.skip("kernel lacks CONFIG_IP_VS")
+        """
+    )
+    report = pytester.path / "out" / "lab"
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--kindlab-report={report}")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*kindlab evidence*",
+            "$ docker exec --privileged kindlab-iptables-control-plane ping -c 1 10.96.0.10*",
+        ]
+    )
+    doc = json.loads(report.with_suffix(".json").read_text())
+    assert doc["summary"] == {"passed": 0, "failed": 1, "not run": 1}
+    by_claim = {e["claim_id"]: e for e in doc["entries"]}
+    assert by_claim["ping-clusterip"]["mode"] == "iptables"
+    assert "the ClusterIP answered" in by_claim["ping-clusterip"]["reason"]
+    assert by_claim["ipvs-ping"]["reason"] == "kernel lacks CONFIG_IP_VS"
+    assert "❌ failed" in report.with_suffix(".md").read_text()
+
+
+def test_cluster_fixture_needs_one_mode_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_no_mode(cluster):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*needs exactly one of the markers*"])
