@@ -11,6 +11,7 @@ lock) and the others reuse it, and the controller deletes it at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Generator, Iterator
@@ -169,11 +170,16 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 
 def _say(config: pytest.Config, message: str) -> None:
+    """Progress on long steps, shown live even while pytest captures output."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and not hasattr(config, "workerinput"):
-        reporter.write_line(f"kindlab: {message}")
-    else:
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or hasattr(config, "workerinput"):
         print(f"kindlab: {message}", file=sys.stderr, flush=True)
+        return
+    suspend = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+    with suspend:
+        reporter.ensure_newline()
+        reporter.write_line(f"kindlab: {message}")
 
 
 def _run_id(config: pytest.Config) -> str | None:
