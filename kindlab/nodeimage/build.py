@@ -535,7 +535,10 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
             ]
         )
     finally:
-        run(["docker", "rm", "-f", "-v", name])
+        try:
+            run(["docker", "rm", "-f", "-v", name])
+        except CommandError as exc:  # never hide the build's own failure
+            ctx.progress(f"node: could not remove build container {name}: {exc}")
 
 
 def _docker_hub_name(ref: str) -> str:
