@@ -554,6 +554,18 @@ def _docker_hub_name(ref: str) -> str:
 # --------------------------------------------------------------------------- API
 
 
+def _require_docker() -> None:
+    if not shutil.which("docker"):
+        raise PreconditionError("docker (the client) is needed to build the node image")
+    try:
+        run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
+    except CommandError as exc:
+        raise PreconditionError(
+            "the Docker engine is not reachable (start it with ../shared/host/docker-up): "
+            + (exc.stderr.strip() or exc.stdout.strip())
+        ) from exc
+
+
 def default_tag(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str:
     """The repository:tag prefix of node images for a version (``kindlab/node:v1.34.4``).
 
@@ -581,8 +593,7 @@ def build(
     cache = cache_dir()
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(version, cache, progress or _quiet, find_go(), no_cache)
-    if not shutil.which("docker"):
-        raise PreconditionError("docker is needed to build the node image")
+    _require_docker()
     started = time.monotonic()
 
     kind_dir = module_dir(ctx.go, "sigs.k8s.io/kind", KIND_VERSION)

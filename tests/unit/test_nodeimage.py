@@ -305,3 +305,17 @@ def test_kube_proxy_image_routes_every_iptables_name_through_the_wrapper() -> No
     assert "KUBE-IPTABLES-HINT" in wrapper
     # kind's entrypoint gives a tie to legacy; the wrapper must agree
     assert '[ "$legacy" -ge "$nft" ]' in wrapper
+
+
+def test_node_base_lets_runc_work_without_cap_sys_resource() -> None:
+    script = images.node_base_script()
+    assert "s/restrict_oom_score_adj = false/restrict_oom_score_adj = true/" in script
+    # and fails the build if kind's config no longer has the line to flip
+    assert "grep -q 'restrict_oom_score_adj = true'" in script
+
+
+def test_node_base_bridges_debian_paths_to_kinds() -> None:
+    script = images.node_base_script()
+    assert 'ln -sf "/usr/bin/$b" "/usr/local/bin/$b"' in script
+    assert 'ln -sf "$p" "/opt/cni/bin/$(basename "$p")"' in script
+    assert "systemctl enable kubelet.service containerd.service" in script
