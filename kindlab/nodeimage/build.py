@@ -683,7 +683,7 @@ def find_built(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str | No
 
 
 def list_images() -> list[tuple[str, str, str]]:
-    """(reference, size, created) of every image kindlab's builder made."""
+    """(reference, size, created) of every image kindlab's builder made, newest first."""
     out = run(
         [
             "docker",
@@ -691,19 +691,46 @@ def list_images() -> list[tuple[str, str, str]]:
             "--filter",
             f"label={MANAGED}",
             "--format",
-            "{{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.CreatedSince}}",
+            "{{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.CreatedSince}}\t{{.CreatedAt}}",
         ]
     )
-    return [(r[0], r[1], r[2]) for r in (line.split("\t") for line in out.splitlines()) if r]
+    rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 3]
+    rows.sort(key=lambda r: r[3], reverse=True)
+    return [(r[0], r[1], r[2]) for r in rows if r[0].startswith("kindlab/")]
 
 
-def prune(*, keep_nodes: bool = True) -> list[str]:
-    """Remove kindlab's intermediate images (and node images unless ``keep_nodes``)."""
+def prune_candidates(refs_newest_first: list[str], *, everything: bool) -> list[str]:
+    """Which of kindlab's images to remove: all, or all but the newest per repository.
+
+    Node images are kept per repository:version (the newest build of each
+    Kubernetes version stays). Pure, for tests.
+    """
+    if everything:
+        return list(refs_newest_first)
+    seen: set[str] = set()
+    remove = []
+    for ref in refs_newest_first:
+        repo, _, tag = ref.rpartition(":")
+        group = repo + ":" + tag.split("-")[0] if repo == NODE_REPO else repo
+        if group in seen:
+            remove.append(ref)
+        seen.add(group)
+    return remove
+
+
+def prune(*, everything: bool = False, progress: Progress | None = None) -> list[str]:
+    """Remove older kindlab images (or all with ``everything``); return what went.
+
+    Images still used by a container (a running cluster) are left, with a note.
+    """
+    say = progress or _quiet
     removed = []
-    for ref, _, _ in list_images():
-        if keep_nodes and ref.startswith(NODE_REPO + ":"):
-            continue
-        if ref.startswith("kindlab/"):
+    refs = [ref for ref, _, _ in list_images()]
+    for ref in prune_candidates(refs, everything=everything):
+        try:
             run(["docker", "rmi", ref])
-            removed.append(ref)
+        except CommandError as exc:
+            say(f"kept {ref}: {exc.stderr.strip() or exc.stdout.strip()}")
+            continue
+        removed.append(ref)
     return removed

@@ -32,7 +32,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_prune(args: argparse.Namespace) -> int:
     from .build import prune
 
-    for ref in prune(keep_nodes=not args.all):
+    for ref in prune(everything=args.all, progress=_progress):
         print(f"removed {ref}")
     return 0
 
@@ -60,7 +60,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_build)
     ls = sub.add_parser("list", help="images kindlab's builder made")
     ls.set_defaults(func=_cmd_list)
-    pr = sub.add_parser("prune", help="remove intermediate images (node images too with --all)")
+    pr = sub.add_parser("prune", help="remove older images (all of kindlab's with --all)")
     pr.add_argument("--all", action="store_true")
     pr.set_defaults(func=_cmd_prune)
     k = sub.add_parser("kind", help="build the pinned kind binary; prints its path")

@@ -319,3 +319,21 @@ def test_node_base_bridges_debian_paths_to_kinds() -> None:
     assert 'ln -sf "/usr/bin/$b" "/usr/local/bin/$b"' in script
     assert 'ln -sf "$p" "/opt/cni/bin/$(basename "$p")"' in script
     assert "systemctl enable kubelet.service containerd.service" in script
+
+
+def test_prune_keeps_the_newest_per_repository_and_node_version() -> None:
+    from kindlab.nodeimage.build import prune_candidates
+
+    newest_first = [
+        "kindlab/node:v1.34.4-bbb",
+        "kindlab/component-etcd:222",
+        "kindlab/node:v1.35.0-ccc",
+        "kindlab/node:v1.34.4-aaa",
+        "kindlab/component-etcd:111",
+        "kindlab/rootfs:r1",
+    ]
+    assert prune_candidates(newest_first, everything=False) == [
+        "kindlab/node:v1.34.4-aaa",
+        "kindlab/component-etcd:111",
+    ]
+    assert prune_candidates(newest_first, everything=True) == newest_first
