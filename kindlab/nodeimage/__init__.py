@@ -8,6 +8,7 @@ Public API::
     find_built(kubernetes_version=...) -> str | None
     default_tag(kubernetes_version=...) -> str   # "kindlab/node:v1.34.4" (prefix)
     kind_binary(progress=None) -> Path     # go install sigs.k8s.io/kind@KIND_VERSION
+    list_images() -> list[(ref, size, created)]; prune(*, everything=False) -> list[str]
     register_cli(subparsers)               # `kindlab node-image build|list|prune|kind`
 
 See README.md in this package for how the image is made.
