@@ -18,17 +18,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kindlab import nodeimage  # noqa: E402
 
+T = TypeVar("T")
 
-def timed(label: str, fn: object) -> tuple[float, object]:
+
+def timed(label: str, fn: Callable[[], T]) -> tuple[float, T]:
     start = time.monotonic()
-    result = fn()  # type: ignore[operator]
+    result = fn()
     took = time.monotonic() - start
     print(f"{label}: {took:.1f} s ({took / 60:.1f} min)", flush=True)
     return took, result
