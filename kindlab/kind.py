@@ -97,11 +97,7 @@ def find_kind(
     progress: Progress = _quiet,
     version: str = KIND_VERSION,
 ) -> Path:
-    """Locate the kind binary: ``explicit``, then ``PATH``, then build it with Go.
-
-    The Go build (``go install sigs.k8s.io/kind@VERSION``) lands in kindlab's
-    cache and is reused afterwards.
-    """
+    """Locate the kind binary: ``explicit``, then ``PATH``, then kindlab's own build."""
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
@@ -110,10 +106,15 @@ def find_kind(
     on_path = shutil.which("kind")
     if on_path:
         return Path(on_path)
+    return install_kind(version, progress=progress)
+
+
+def install_kind(version: str = KIND_VERSION, *, progress: Progress = _quiet) -> Path:
+    """``<cache>/bin/kind-VERSION``, built once with ``go install sigs.k8s.io/kind@VERSION``."""
     cached = cache_dir() / "bin" / f"kind-{version}"
     if cached.is_file():
         return cached
-    go = shutil.which("go")
+    go = shutil.which("go") or shutil.which("/usr/local/go/bin/go")
     if not go:
         raise PreconditionError(
             "no kind binary: pass --kind-bin, put kind on PATH, or install Go so that "
@@ -121,16 +122,16 @@ def find_kind(
         )
     gobin = cached.parent / f".gobin-{os.getpid()}"
     gobin.mkdir(parents=True, exist_ok=True)
-    argv = [go, "install", f"{KIND_MODULE}@{version}"]
+    argv = [go, "install", "-trimpath", f"{KIND_MODULE}@{version}"]
     progress(f"building kind {version} with Go (once; cached in {cached.parent})")
-    proc = subprocess.run(
-        argv, env={**os.environ, "GOBIN": str(gobin)}, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
+    env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CommandError(argv, proc.returncode, proc.stdout, proc.stderr)
+        (gobin / "kind").replace(cached)
+    finally:
         shutil.rmtree(gobin, ignore_errors=True)
-        raise CommandError(argv, proc.returncode, proc.stdout, proc.stderr)
-    (gobin / "kind").replace(cached)
-    shutil.rmtree(gobin, ignore_errors=True)
     return cached
 
 

@@ -8,14 +8,18 @@ cd "$(dirname "$0")/.."
 need=()
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# pause is linked statically: it needs libc's static archive
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/libc.a ] || need+=(libc6-dev)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
-  echo "setup: Go is at /usr/local/go/bin; add it to PATH" >&2
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "setup: Go (1.24 or later) is needed to build kind and the node image; install it" >&2
+  exit 2
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'

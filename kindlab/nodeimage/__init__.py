@@ -6,6 +6,7 @@ Public API::
           no_cache=False) -> str          # builds or reuses; returns the image tag
     ensure(kubernetes_version=...) -> str  # reuse the newest built image, else build
     find_built(kubernetes_version=...) -> str | None
+    rootfs_image(progress=None) -> str    # the Debian root file system stage alone
     default_tag(kubernetes_version=...) -> str   # "kindlab/node:v1.34.4" (prefix)
     kind_binary(progress=None) -> Path     # go install sigs.k8s.io/kind@KIND_VERSION
     list_images() -> list[(ref, size, created)]; prune(*, everything=False) -> list[str]
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .build import build, default_tag, find_built, list_images, prune
+from .build import build, default_tag, find_built, list_images, prune, rootfs_image
 from .cli import register_cli
 from .kindbin import kind_binary
 from .versions import DEFAULT_KUBERNETES_VERSION, KIND_VERSION
@@ -48,4 +49,5 @@ __all__ = [
     "list_images",
     "prune",
     "register_cli",
+    "rootfs_image",
 ]

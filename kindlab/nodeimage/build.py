@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kindlab.errors import CommandError, PreconditionError
+from kindlab.paths import cache_dir
 
 from . import gobuild, images, kindsrc
 from ._proc import run
-from .cache import cache_dir, cache_key, hash_files, hash_tree, short
+from .cache import cache_key, hash_files, hash_tree, short
 from .versions import (
     DEBIAN_MIRROR,
     DEBIAN_SUITE,
@@ -660,6 +661,17 @@ def build(
         run(["docker", "tag", out_tag, tag])
     ctx.progress(f"done in {(time.monotonic() - started) / 60:.1f} min: {tag or out_tag}")
     return tag or out_tag
+
+
+def rootfs_image(*, progress: Progress | None = None) -> str:
+    """The node's Debian root file system as an image (the first stage), built or reused.
+
+    Also what kindlab's live tests run as a stand-in node: a container with the
+    same tools as a kind node, without Kubernetes.
+    """
+    (cache_dir() / "tmp").mkdir(parents=True, exist_ok=True)
+    version = KubeVersion.parse(DEFAULT_KUBERNETES_VERSION)
+    return stage_rootfs(_Ctx(version, cache_dir(), progress or _quiet, "go", False))
 
 
 def find_built(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str | None:

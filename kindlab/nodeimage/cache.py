@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 # Bump to invalidate every stage after a change in how kindlab assembles things.
 RECIPE_VERSION = "1"
-
-
-def cache_dir() -> Path:
-    """``$KINDLAB_CACHE`` or ``~/.cache/kindlab``."""
-    env = os.environ.get("KINDLAB_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "kindlab"
 
 
 def cache_key(stage: str, parts: Mapping[str, object]) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KIND_VERSION = "v0.30.0"
+# The kind release the node image is made for: the one kindlab's kind driver pins.
+from kindlab.kind import KIND_VERSION as KIND_VERSION
+
 DEFAULT_KUBERNETES_VERSION = "v1.34.4"
 # Debian suite for the node's root file system: trixie's containerd (2.x) is new
 # enough for Kubernetes 1.34; bookworm's 1.6.20 is not.

@@ -9,6 +9,7 @@ import pytest
 from kindlab.nodeimage import cache, gobuild, images, kindsrc, versions
 from kindlab.nodeimage.build import _docker_hub_name, default_tag
 from kindlab.nodeimage.versions import KubeVersion
+from kindlab.paths import cache_dir
 
 V134 = KubeVersion.parse("v1.34.4")
 
@@ -141,9 +142,12 @@ def test_hash_files_sees_content_and_mode(tmp_path: Path) -> None:
 
 def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path))
-    assert cache.cache_dir() == tmp_path
+    assert cache_dir() == tmp_path
     monkeypatch.delenv("KINDLAB_CACHE")
-    assert cache.cache_dir() == Path.home() / ".cache" / "kindlab"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "kindlab"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "kindlab"
 
 
 # --- Go builds --------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""Live fixtures: a real privileged container standing in for a node.
+
+The container runs kindlab's own Debian root file system (the first stage of the
+offline node image, built once and cached), with no network: the tests only
+talk to its loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from kindlab import labels
+from kindlab.node import Node, docker_client
+
+
+@pytest.fixture(scope="session")
+def box_image() -> str:
+    """kindlab's Debian root file system image (debootstrap), built or reused."""
+    from kindlab import nodeimage
+
+    return nodeimage.rootfs_image(progress=print)
+
+
+@pytest.fixture(scope="session")
+def box(box_image: str) -> Iterator[Node]:
+    """A running privileged container, removed at the end of the session."""
+    client = docker_client()
+    container = client.containers.run(
+        box_image,
+        ["sleep", "infinity"],
+        name=f"kindlab-box-{os.getpid()}",
+        labels={labels.MANAGED: "true"},
+        privileged=True,
+        network_mode="none",
+        detach=True,
+        auto_remove=False,
+    )
+    try:
+        yield Node(container.name, client=client)
+    finally:
+        container.remove(force=True)
