@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from kindlab import __version__
@@ -20,7 +21,7 @@ from kindlab.cleanup import remove_labelled_containers
 from kindlab.clusters import ClusterManager, config_path, read_states
 from kindlab.errors import CommandError, KindlabError
 from kindlab.kind import Kind, find_kind
-from kindlab.samples import deploy_samples
+from kindlab.samples import deploy_samples, wait_proxy_synced
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -49,6 +50,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     manager = _manager(args, keep=True, image=image)
     cluster = manager.ensure(args.mode)
     samples = deploy_samples(cluster.kube, progress=_say)
+    wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
     print(f"cluster     {cluster.name} ({args.mode} mode)")
     print(f"node        {cluster.control_plane}")
     print(f"kubeconfig  {cluster.kubeconfig}")
@@ -59,7 +61,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     print()
     print("explore:")
     print(f"  docker exec {cluster.control_plane} ping -c 2 -W 1 {samples.web.cluster_ip}")
-    print(f"  docker exec {cluster.control_plane} iptables-save -t nat")
+    rules = {
+        "iptables": ["iptables-save", "-t", "nat"],
+        "nftables": ["nft", "list", "table", "ip", "kube-proxy"],
+        "ipvs": ["ipvsadm", "-Ln"],
+    }[args.mode]
+    print(f"  docker exec {cluster.control_plane} {' '.join(rules)}")
     print(f"  kindlab explain {samples.web.cluster_ip}")
     print(f"  kubectl --kubeconfig {cluster.kubeconfig} get svc,endpointslices -n kindlab-lab")
     print("  kindlab down            # removes everything kindlab created")

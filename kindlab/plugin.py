@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from kindlab.evidence import Evidence
 from kindlab.kind import PROXY_MODES, Kind, find_kind
 from kindlab.node import Node
 from kindlab.report import Entry, Finding, write_reports
-from kindlab.samples import Samples, deploy_samples
+from kindlab.samples import Samples, deploy_samples, wait_proxy_synced
 
 MARKERS = {
     "iptables": "a lab check of kube-proxy in iptables mode (needs a kind cluster)",
@@ -364,9 +365,10 @@ def samples(cluster: Cluster, pytestconfig: pytest.Config) -> Samples:
     """The sample Services (labs/manifests), deployed once per cluster, endpoints ready."""
     deployed = pytestconfig.stash.setdefault(_samples_key, {})
     if cluster.name not in deployed:
-        deployed[cluster.name] = deploy_samples(
-            cluster.kube, progress=lambda m: _say(pytestconfig, m)
-        )
+        samples = deploy_samples(cluster.kube, progress=lambda m: _say(pytestconfig, m))
+        _say(pytestconfig, "waiting for kube-proxy to program them")
+        wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
+        deployed[cluster.name] = samples
     return deployed[cluster.name]
 
 

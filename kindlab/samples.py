@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kindlab.kube import Kube, ServiceInfo, load_manifests
+from kindlab.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
+from kindlab.node import Node
+from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
 
 NAMESPACE = "kindlab-lab"
@@ -41,3 +44,56 @@ def deploy_samples(
     web = kube.wait_service_endpoints(namespace, "web", WEB_REPLICAS, timeout=timeout)
     empty = kube.service(namespace, "empty")
     return Samples(namespace=namespace, web=web, empty=empty)
+
+
+_SYNCED = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
+_QUEUED = "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds"
+_PENDING = (
+    "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+    "kubeproxy_sync_proxy_rules_service_changes_pending",
+)
+#: Longer than kube-proxy's informers take to see an API change (milliseconds here).
+INFORMER_LAG = 2.0
+
+
+def proxy_synced(metrics: Metrics, since: float, now: float) -> tuple[bool, str]:
+    """Has kube-proxy programmed every change it knows of, including those up to ``since``?
+
+    Pure: reads kube-proxy's own gauges. It is in sync when nothing is pending and
+    its last sync is no older than the last one it queued; and it knows of the
+    changes up to ``since`` once it synced after ``since``, or once its informers
+    have had ``INFORMER_LAG`` seconds to see them.
+    """
+    last = metrics.value(_SYNCED, ip_family="IPv4")
+    queued = metrics.value(_QUEUED, ip_family="IPv4")
+    pending = sum(metrics.value(name) or 0 for name in _PENDING)
+    state = f"last sync {last}, last queued {queued}, pending changes {pending:g}"
+    if last is None:
+        return False, f"kube-proxy reports no sync yet ({state})"
+    caught_up = pending == 0 and (queued is None or last >= queued)
+    informed = last >= since or now - since >= INFORMER_LAG
+    return caught_up and informed, state
+
+
+def wait_proxy_synced(nodes: Iterable[Node], *, since: float, timeout: float = 90) -> None:
+    """Wait until kube-proxy on every node has synced the changes made up to ``since``.
+
+    The API saying "endpoints ready" is not kube-proxy having written its rules:
+    the lab waits for kube-proxy's word before it looks at rules or traffic.
+    """
+    for node in nodes:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = node.http_get("127.0.0.1", 10249, "/metrics")
+            ok, state = (
+                proxy_synced(parse_prometheus(result.stdout), since, time.time())
+                if result.ok
+                else (False, result.stderr.strip())
+            )
+            if ok:
+                break
+            if time.monotonic() > deadline:
+                raise WaitTimeout(
+                    f"kube-proxy on {node.name} did not sync within {timeout:g}s: {state}"
+                )
+            time.sleep(0.5)
