@@ -63,16 +63,14 @@ def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
             say(f"TCP {cluster_ip}:{port.port}: {seen}")
     say("")
     if mode == "iptables":
-        addrs = probes.addresses(node)
-        local = [a.local for _, a in addrs.addresses()]
-        src = addrs.link("eth0").inet()[0].local
+        view = probes.local_view(node)
         nat = probes.iptables(node, "nat").table("nat")
-        packets = [Packet(dst=cluster_ip, proto="icmp", src=src)] + [
-            Packet(dst=cluster_ip, proto=p.protocol.lower(), dport=p.port, src=src)
+        packets = [Packet(dst=cluster_ip, proto="icmp", src=view.address)] + [
+            Packet(dst=cluster_ip, proto=p.protocol.lower(), dport=p.port, src=view.address)
             for p in svc.ports
         ]
         for packet in packets:
-            say(describe_walk(walk(nat, "OUTPUT", packet, local_addresses=local)))
+            say(describe_walk(walk(nat, "OUTPUT", packet, local_addresses=view.local)))
             say("")
     elif mode == "nftables":
         table = kube_proxy_table(probes.nft(node))

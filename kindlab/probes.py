@@ -50,6 +50,22 @@ def addresses(node: Node) -> AddrList:
     return parse_ip_addr_json(node.ip_addr(json=True).check().stdout)
 
 
+@dataclass(frozen=True, slots=True)
+class LocalView:
+    """What the walker needs to know of a node: its address and all of its local ones."""
+
+    address: str
+    """The node's eth0 IPv4 address: the source of what it sends."""
+    local: tuple[str, ...]
+    """Every address of the node (for ``-m addrtype --dst-type LOCAL``)."""
+
+
+def local_view(node: Node) -> LocalView:
+    addrs = addresses(node)
+    local = tuple(a.local for _, a in addrs.addresses())
+    return LocalView(addrs.link("eth0").inet()[0].local, local)
+
+
 def route(node: Node, ip: str) -> RouteGet:
     return parse_route_get(node.ip_route_get(ip).output)
 
@@ -83,4 +99,3 @@ def tcp_connect(node: Node, ip: str, port: int) -> TcpAnswer:
     """A bare TCP connect from the node: refused, connected, or timed out."""
     result = node.tcp_connect(ip, port)
     return TcpAnswer(result.ok, "", result.stderr.strip(), result)
-

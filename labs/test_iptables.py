@@ -28,16 +28,24 @@ from kindlab.rules import (
     service_rules,
 )
 from kindlab.samples import Samples
-from kindlab.walker import Packet, walk
+from kindlab.walker import Packet, WalkResult, walk
 
 pytestmark = pytest.mark.iptables
 
 
-def node_address(node: Node) -> tuple[str, list[str]]:
-    """The node's eth0 IPv4 address, and every local address (for -m addrtype)."""
-    addrs = probes.addresses(node)
-    local = [a.local for _, a in addrs.addresses()]
-    return addrs.link("eth0").inet()[0].local, local
+def walk_from(
+    nat: Table,
+    view: probes.LocalView,
+    dst: str,
+    proto: str,
+    port: int | None = None,
+    *,
+    hook: str = "OUTPUT",
+    src: str | None = None,
+) -> WalkResult:
+    """Walk a packet the node sends (OUTPUT) or one arriving from ``src`` (PREROUTING)."""
+    packet = Packet(dst=dst, proto=proto, dport=port, src=src or view.address)
+    return walk(nat, hook, packet, local_addresses=view.local)
 
 
 @pytest.mark.claim("ping-clusterip")
@@ -70,7 +78,7 @@ def test_kube_services_matches_only_the_service_port_and_nothing_translates_icmp
 ) -> None:
     web = samples.web
     port = web.port("http").port
-    src, local = node_address(node)
+    view = probes.local_view(node)
     nat = probes.iptables(node, "nat").table("nat")
     jumps = hook_jumps(nat)
     svc = service_rules(nat, web.cluster_ip)
@@ -80,27 +88,15 @@ def test_kube_services_matches_only_the_service_port_and_nothing_translates_icmp
     )
     icmp_out = finding.walk(
         "ICMP echo from the node (nat OUTPUT)",
-        walk(
-            nat, "OUTPUT", Packet(dst=web.cluster_ip, proto="icmp", src=src), local_addresses=local
-        ),
+        walk_from(nat, view, web.cluster_ip, "icmp"),
     )
     icmp_pre = finding.walk(
         "ICMP echo from a pod (nat PREROUTING)",
-        walk(
-            nat,
-            "PREROUTING",
-            Packet(dst=web.cluster_ip, proto="icmp", src="10.244.0.99"),
-            local_addresses=local,
-        ),
+        walk_from(nat, view, web.cluster_ip, "icmp", hook="PREROUTING", src="10.244.0.99"),
     )
     tcp_out = finding.walk(
         f"TCP to port {port} from the node (nat OUTPUT)",
-        walk(
-            nat,
-            "OUTPUT",
-            Packet(dst=web.cluster_ip, proto="tcp", dport=port, src=src),
-            local_addresses=local,
-        ),
+        walk_from(nat, view, web.cluster_ip, "tcp", port),
     )
     icmp_dnat = icmp_translations(nat, web.cluster_ip)
     finding.observed = (
@@ -137,17 +133,12 @@ def test_each_endpoint_gets_an_even_share(node: Node, samples: Samples, finding:
         f"each endpoint's share 1/{n}; each KUBE-SEP marks -s POD/32 for masquerade and "
         f"DNATs to one of {targets}"
     )
-    src, local = node_address(node)
+    view = probes.local_view(node)
     nat = probes.iptables(node, "nat").table("nat")
     svc = service_rules(nat, web.cluster_ip)
     tcp = finding.walk(
         f"TCP to {web.cluster_ip}:{port} from the node",
-        walk(
-            nat,
-            "OUTPUT",
-            Packet(dst=web.cluster_ip, proto="tcp", dport=port, src=src),
-            local_addresses=local,
-        ),
+        walk_from(nat, view, web.cluster_ip, "tcp", port),
     )
     printed = [e.probability for e in svc.endpoints]
     shares = {o.to: o.share for o in tcp.translations}

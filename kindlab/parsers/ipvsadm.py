@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kindlab.errors import ParseError
 
@@ -249,7 +249,7 @@ def parse_ipvsadm(text: str) -> IpvsTable:
     def close() -> None:
         nonlocal current
         if current is not None:
-            services.append(_with_reals(current, reals))
+            services.append(replace(current, real_servers=tuple(reals)))
         current = None
         reals.clear()
 
@@ -389,24 +389,6 @@ def _real(m: re.Match[str], columns: str, line_no: int, line: str) -> RealServer
         active_conns=_int(active, line_no, line, "an ActiveConn count"),
         inactive_conns=_int(inactive, line_no, line, "an InActConn count"),
         raw=line,
-    )
-
-
-def _with_reals(svc: VirtualService, reals: list[RealServer]) -> VirtualService:
-    return VirtualService(
-        protocol=svc.protocol,
-        address=svc.address,
-        port=svc.port,
-        fwmark=svc.fwmark,
-        scheduler=svc.scheduler,
-        scheduler_flags=svc.scheduler_flags,
-        persistent=svc.persistent,
-        netmask=svc.netmask,
-        options=svc.options,
-        counters=svc.counters,
-        rates=svc.rates,
-        real_servers=tuple(reals),
-        raw=svc.raw,
     )
 
 
