@@ -15,12 +15,13 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from kindlab import __version__
 from kindlab.cleanup import remove_labelled_containers
 from kindlab.clusters import ClusterManager, config_path, read_states
 from kindlab.errors import CommandError, KindlabError
-from kindlab.kind import Kind, find_kind
+from kindlab.kind import Kind, find_kind, load_cluster_config
 from kindlab.samples import deploy_samples, wait_proxy_synced
 
 Handler = Callable[[argparse.Namespace], int]
@@ -45,10 +46,11 @@ def _node_image(args: argparse.Namespace) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    config_path(args.mode)  # an unknown mode fails here, before anything is built
+    # An unknown mode or a bad config fails here, before anything is built or created.
+    load_cluster_config(Path(args.config) if args.config else config_path(args.mode))
     image = _node_image(args)
     manager = _manager(args, keep=True, image=image)
-    cluster = manager.ensure(args.mode)
+    cluster = manager.ensure(args.mode, Path(args.config) if args.config else None)
     samples = deploy_samples(cluster.kube, progress=_say)
     wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
     print(f"cluster     {cluster.name} ({args.mode} mode)")
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="create (or reuse) a kept cluster with the sample Services")
     up.add_argument("--mode", required=True, help="kube-proxy mode: iptables, nftables or ipvs")
+    up.add_argument("--config", help="kind cluster config (default: clusters/MODE.yaml)")
     up.add_argument("--node-image", help="kind node image (default: kindlab's offline image)")
     up.add_argument("--kubernetes-version", help="version of the offline image to build")
     cluster_opts(up)

@@ -22,6 +22,7 @@ import pytest
 from filelock import FileLock
 
 from kindlab.clusters import Cluster, ClusterManager, ModeUnsupported, read_states
+from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
 from kindlab.kind import PROXY_MODES, Kind, find_kind
 from kindlab.node import Node
@@ -195,10 +196,22 @@ def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A missing precondition fails the test with its one-line message, no traceback."""
+    try:
+        yield
+    except PreconditionError as exc:
+        pytest.fail(f"kindlab: {exc}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def kind_binary(pytestconfig: pytest.Config) -> Path:
     """The kind binary: ``--kind-bin``, else PATH, else built with Go and cached."""
-    return find_kind(pytestconfig.getoption("kind_bin"), progress=lambda m: _say(pytestconfig, m))
+    with _one_line_errors():
+        return find_kind(
+            pytestconfig.getoption("kind_bin"), progress=lambda m: _say(pytestconfig, m)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -210,7 +223,8 @@ def node_image(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
     from kindlab import nodeimage
 
     version = pytestconfig.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
-    with FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-node-image.lock")):
+    lock = FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-node-image.lock"))
+    with lock, _one_line_errors():
         return nodeimage.build(version, progress=lambda m: _say(pytestconfig, m))
 
 
@@ -234,16 +248,12 @@ def cluster_manager(
     # run never remove each other's clusters; the lock keeps two removals apart.
     with FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-leftovers.lock")):
         manager.remove_leftovers()
-    pytestconfig.stash[_manager_key] = manager
     try:
         yield manager
     finally:
         # Under xdist the controller deletes the run's clusters once every worker is done.
         if not os.environ.get("PYTEST_XDIST_WORKER"):
             manager.release_all()
-
-
-_manager_key = pytest.StashKey[ClusterManager]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -273,6 +283,8 @@ def _cluster(
             return manager.ensure(mode)
         except ModeUnsupported as exc:
             pytest.skip(f"{mode} mode cannot run here: {exc}")
+        except PreconditionError as exc:
+            pytest.fail(f"kindlab: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,60 @@
+"""The kindlab command's input errors: one line on stderr, exit 2, nothing created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kindlab.cli import main
+
+
+@pytest.fixture(autouse=True)
+def own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unknown_mode(capsys: pytest.CaptureFixture[str], own_cache: Path) -> None:
+    code, _, err = run(["up", "--mode", "userspace"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "kindlab: error: unknown proxy mode 'userspace'; expected one of iptables, ipvs, nftables"
+    ]
+    assert not own_cache.exists()
+
+
+def test_bad_cluster_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, own_cache: Path
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
+                      "networking: {kubeProxyMode: userspace}\n")  # fmt: skip
+    code, _, err = run(["up", "--mode", "iptables", "--config", str(config)], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "unknown kubeProxyMode 'userspace'" in err
+    assert not own_cache.exists()
+
+
+def test_status_with_nothing_created(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["status"], capsys)[:2] == (0, "no kindlab clusters\n")
+
+
+def test_walk_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    dump = Path(__file__).parent.parent / "fixtures" / "iptables" / "nft_save.out"
+    code, out, _ = run(["walk", str(dump), "--proto", "icmp", "--dst", "10.96.45.17"], capsys)
+    assert code == 0 and "Result: not translated (ACCEPT)" in out
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["up"])
+    assert info.value.code == 2
+    assert "--mode" in capsys.readouterr().err
