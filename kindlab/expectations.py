@@ -51,6 +51,8 @@ class Claim:
     """What the blog post says (None where the post says nothing)."""
     verdict: str
     """What upstream sources say, and where the post is wrong or out of date."""
+    post_holds: str = "n/a"
+    """How the post fares if the check passes: "holds", "wrong", "out of date", "n/a"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ CLAIMS: dict[str, Claim] = {
             "curl 127.0.0.1:10249/proxyMode answers `iptables`.",
             "The endpoint answers the mode kube-proxy actually runs; a kube-proxy that "
             "fell back to another mode is a failure, not a pass.",
+            "holds",
         ),
         Claim(
             "service-range",
@@ -102,17 +105,18 @@ CLAIMS: dict[str, Claim] = {
             "service-cluster-ip-range=10.96.0.0/12, i.e. 10.96.0.1 to 10.111.255.254.",
             "True for clusters configured so (kubeadm's default); kubernetes.default "
             "takes the range's first address, 10.96.0.1.",
+            "holds",
         ),
         Claim(
             "ping-clusterip",
             3,
             "iptables: ping to a ClusterIP gets no echo reply, TCP to its port is answered",
             ("iptables",),
-            "iptables mode: no answer. ipvs mode: answers, because the ClusterIP sits on "
-            "kube-ipvs0.",
+            "In iptables mode a ping from the node to a ClusterIP gets no answer.",
             "iptables: no echo reply, while TCP to ClusterIP:port is answered by a pod. "
             "ipvs: echo reply only up to 1.25; since 1.26 KUBE-IPVS-FILTER rejects it. "
             "nftables: rejected.",
+            "holds",
         ),
         Claim(
             "iptables-rules",
@@ -123,6 +127,7 @@ CLAIMS: dict[str, Claim] = {
             "only, so iptables does not handle ICMP.",
             "Both nat PREROUTING and OUTPUT jump to KUBE-SERVICES; nothing translates ICMP "
             "to a ClusterIP.",
+            "holds",
         ),
         Claim(
             "iptables-probabilities",
@@ -132,6 +137,7 @@ CLAIMS: dict[str, Claim] = {
             "probabilities 0.33333333349 and 0.5 for three endpoints, then DNAT in KUBE-SEP.",
             "n rules with probabilities 1/n, 1/(n-1), …, the last unconditional: every "
             "endpoint gets 1/n; each KUBE-SEP marks hairpin traffic and DNATs to pod:port.",
+            "holds",
         ),
         Claim(
             "iptables-why",
@@ -143,6 +149,7 @@ CLAIMS: dict[str, Claim] = {
             "A ping from the node traverses nat OUTPUT, not PREROUTING; the ClusterIP is on "
             "no interface, routes to the default gateway and no host owns it. An ICMP DNAT "
             "rule added by hand makes a pod answer it.",
+            "wrong",
         ),
         Claim(
             "ipvs-interface",
@@ -152,6 +159,7 @@ CLAIMS: dict[str, Claim] = {
             "ip a shows the ClusterIP on the ipvs0 interface.",
             "kube-ipvs0 (a dummy device) carries each ClusterIP as a /32; ipvsadm shows the "
             "virtual service with the pods as real servers.",
+            "holds",
         ),
         Claim(
             "ipvs-ping",
@@ -161,6 +169,7 @@ CLAIMS: dict[str, Claim] = {
             "The ClusterIP answers ping.",
             "Up to 1.25 it does; from 1.26 the KUBE-IPVS-FILTER chain rejects traffic to "
             "kube-ipvs0 addresses other than Service ports: Destination Port Unreachable.",
+            "out of date",
         ),
         Claim(
             "nftables-table",
@@ -171,6 +180,7 @@ CLAIMS: dict[str, Claim] = {
             "The `ip kube-proxy` table maps ClusterIP . proto . port to the Service's "
             "chain; TCP works; traffic to the ClusterIP on other ports (ping too) is "
             "rejected.",
+            "n/a",
         ),
         Claim(
             "no-endpoints",
@@ -180,6 +190,7 @@ CLAIMS: dict[str, Claim] = {
             None,
             "kube-proxy rejects TCP to a ClusterIP:port without endpoints instead of letting "
             "it time out; the rule (or set element) doing it is shown.",
+            "n/a",
         ),
     )
 }

@@ -209,7 +209,7 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
             f"| {c.number} | {c.title} | {e.mode} | {e.kubernetes_version} | "
             f"{_badge(e.outcome)} | {_cell(seen)} |"
         )
-    out += ["", "## Claims", ""]
+    out += ["", *_post_section(ordered), "## Claims", ""]
     by_claim: dict[str, list[Entry]] = {}
     for e in ordered:
         by_claim.setdefault(e.claim_id, []).append(e)
@@ -239,6 +239,32 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
                 out.append(_evidence_text(e.evidence))
                 out += ["```", "", "</details>", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _post_section(entries: Sequence[Entry]) -> list[str]:
+    """How the blog post fares, claim by claim, judged only by checks that ran here."""
+    out = [
+        "## The blog post, claim by claim",
+        "",
+        "| # | the post says | verdict | on the evidence of |",
+        "|---|---|---|---|",
+    ]
+    for c in sorted(CLAIMS.values(), key=lambda c: c.number):
+        if c.post is None:
+            continue
+        group = [e for e in entries if e.claim_id == c.id]
+        ran = [e for e in group if e.outcome != "not run"]
+        where = ", ".join(f"{e.mode} {e.kubernetes_version}" for e in ran)
+        if not group:
+            verdict, basis = "not checked in this run", ""
+        elif any(e.outcome == "failed" for e in ran):
+            verdict, basis = "undetermined: the check failed", where
+        elif ran:
+            verdict, basis = c.post_holds, where
+        else:
+            verdict, basis = "not checked here", _cell(group[0].reason, 80)
+        out.append(f"| {c.number} | {_cell(c.post)} | **{verdict}** | {basis} |")
+    return [*out, ""]
 
 
 def _evidence_text(items: Sequence[dict[str, Any]], limit: int = 30) -> str:

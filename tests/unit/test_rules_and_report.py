@@ -113,3 +113,22 @@ def test_mermaid_escapes_quotes() -> None:
     ).table("nat")
     chart = mermaid(walk(nat, "OUTPUT", Packet(dst="10.96.0.1", proto="icmp")))
     assert '"' not in chart.replace('["', "").replace('"]', "").replace('|"', "").replace('"|', "")
+
+
+def test_post_verdicts_come_only_from_checks_that_ran() -> None:
+    def entry(claim_id: str, outcome: str, reason: str = "") -> Entry:
+        return Entry(claim_id, "iptables", "v1.34.4", outcome, "e", "o", "labs/x", reason)
+
+    md = render_markdown(
+        [
+            entry("iptables-why", "passed"),
+            entry("iptables-rules", "failed", "boom"),
+            entry("ipvs-ping", "not run", "kernel lacks IP_VS"),
+        ],
+        {},
+    )
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "**wrong**" in rows["6"]
+    assert "**undetermined: the check failed**" in rows["4"]
+    assert "**not checked here** | kernel lacks IP_VS" in rows["8"]
+    assert "**not checked in this run**" in rows["1"]
