@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kindlab import __version__
+from kindlab import __version__, kernel
 from kindlab.cleanup import remove_labelled_containers
-from kindlab.clusters import ClusterManager, config_path, read_states
+from kindlab.clusters import ClusterManager, ModeUnsupported, config_path, read_states
 from kindlab.errors import CommandError, KindlabError
 from kindlab.kind import Kind, find_kind, load_cluster_config
 from kindlab.samples import deploy_samples, wait_proxy_synced
@@ -46,11 +46,15 @@ def _node_image(args: argparse.Namespace) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    # An unknown mode or a bad config fails here, before anything is built or created.
-    load_cluster_config(Path(args.config) if args.config else config_path(args.mode))
-    image = _node_image(args)
-    manager = _manager(args, keep=True, image=image)
-    cluster = manager.ensure(args.mode, Path(args.config) if args.config else None)
+    # An unknown mode, a bad config or a kernel without the mode's support fails
+    # here, before anything is built or created.
+    config = Path(args.config) if args.config else config_path(args.mode)
+    load_cluster_config(config)
+    support = kernel.host_support(args.mode)
+    if not support.ok:
+        raise ModeUnsupported(support.reason)
+    manager = _manager(args, keep=True, image=_node_image(args))
+    cluster = manager.ensure(args.mode, config)
     samples = deploy_samples(cluster.kube, progress=_say)
     wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
     print(f"cluster     {cluster.name} ({args.mode} mode)")
