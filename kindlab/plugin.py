@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -86,6 +88,17 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.pluginmanager.register(_ReportCollector(config), "kindlab-report")
+    if not hasattr(config, "workerinput"):
+        config.stash[_run_id_key] = secrets.token_hex(3)
+
+
+_run_id_key = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker of this run gets the controller's run id (one cluster name)."""
+    node.workerinput["kindlab_run_id"] = node.config.stash[_run_id_key]
 
 
 # -- evidence ----------------------------------------------------------------
@@ -184,10 +197,12 @@ def _say(config: pytest.Config, message: str) -> None:
         reporter.write_line(f"kindlab: {message}")
 
 
-def _run_id(config: pytest.Config) -> str | None:
-    """Shared by all xdist workers of one run, so that they agree on cluster names."""
-    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    return uid[:6] if uid else None
+def _run_id(config: pytest.Config) -> str:
+    """The controller's, in every xdist worker too, so that they agree on cluster names."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return str(workerinput["kindlab_run_id"])
+    return config.stash[_run_id_key]
 
 
 def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -256,12 +271,14 @@ def cluster_manager(
             manager.release_all()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Under xdist, the controller deletes the clusters the workers shared."""
     config = session.config
-    run_id = _run_id(config)
-    if hasattr(config, "workerinput") or run_id is None or config.getoption("keep_clusters"):
+    xdist_controller = config.pluginmanager.hasplugin("dsession")
+    if not xdist_controller or config.getoption("keep_clusters"):
         return
+    run_id = _run_id(config)
     if not any(s.get("run_id") == run_id for s in read_states().values()):
         return
     kind = Kind(find_kind(config.getoption("kind_bin")))
