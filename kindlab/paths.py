@@ -20,9 +20,20 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+#: In an installed (non-editable) kindlab, the checkout's clusters/ and
+#: labs/manifests/ ship as package data under here (symlinks in the checkout).
+_PACKAGED = Path(__file__).resolve().parent / "_data"
+
+
+def _first_existing(*candidates: Path) -> Path:
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
 def clusters_dir() -> Path:
-    return project_root() / "clusters"
+    """kind configs, one per proxy mode: the checkout's, else the packaged copy."""
+    return _first_existing(project_root() / "clusters", _PACKAGED / "clusters")
 
 
 def manifests_dir() -> Path:
-    return project_root() / "labs" / "manifests"
+    """The lab's sample workloads: the checkout's, else the packaged copy."""
+    return _first_existing(project_root() / "labs" / "manifests", _PACKAGED / "manifests")

@@ -54,3 +54,12 @@ def test_bad_config_is_one_clear_error(text: str, message: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(PreconditionError, match="cannot read it"):
         load_cluster_config(tmp_path / "nope.yaml")
+
+
+def test_an_installed_kindlab_ships_the_configs_and_manifests() -> None:
+    from kindlab import paths
+
+    packaged = paths._PACKAGED
+    for sub, names in (("clusters", PROXY_MODES), ("manifests", ("web", "empty"))):
+        for name in names:
+            assert (packaged / sub / f"{name}.yaml").is_file(), f"{sub}/{name}.yaml not packaged"
