@@ -7,6 +7,7 @@ kindlab's field manager, so re-running a lab on a kept cluster is idempotent.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -65,6 +66,16 @@ class ServiceInfo:
             if name is None or p.name == name:
                 return p
         raise KeyError(f"service {self.namespace}/{self.name} has no port {name!r}")
+
+
+def endpoints_from_slices(slice_list: dict[str, Any]) -> Iterator[Endpoint]:
+    """Endpoints of an EndpointSliceList (as JSON); slices without endpoints add none."""
+    for eps in slice_list.get("items") or []:
+        for ep in eps.get("endpoints") or []:
+            ready = bool((ep.get("conditions") or {}).get("ready"))
+            pod = (ep.get("targetRef") or {}).get("name")
+            for ip in ep.get("addresses") or []:
+                yield Endpoint(ip=ip, ready=ready, node=ep.get("nodeName"), pod=pod)
 
 
 def load_manifests(path: Path) -> list[dict[str, Any]]:
@@ -181,15 +192,15 @@ class Kube:
         )
 
     def endpoints(self, namespace: str, service: str) -> Iterator[Endpoint]:
-        slices = self.discovery.list_namespaced_endpoint_slice(
-            namespace, label_selector=f"kubernetes.io/service-name={service}"
-        ).items
-        for eps in slices:
-            for ep in eps.endpoints or []:
-                ready = bool(ep.conditions and ep.conditions.ready)
-                pod = ep.target_ref.name if ep.target_ref else None
-                for ip in ep.addresses:
-                    yield Endpoint(ip=ip, ready=ready, node=ep.node_name, pod=pod)
+        # Read as plain JSON: some client releases refuse to build a model of a slice
+        # whose `endpoints` is null, which is exactly what a Service without
+        # endpoints has ("Invalid value for `endpoints`, must not be `None`").
+        response = self.discovery.list_namespaced_endpoint_slice(
+            namespace,
+            label_selector=f"kubernetes.io/service-name={service}",
+            _preload_content=False,
+        )
+        yield from endpoints_from_slices(json.loads(response.data))
 
     def cluster_ips(self) -> dict[str, str]:
         """Every Service's ClusterIP, by ``namespace/name`` (headless ones left out)."""
