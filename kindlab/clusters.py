@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,15 +317,6 @@ def read_states(state_dir: Path | None = None) -> dict[str, dict[str, Any]]:
             with contextlib.suppress(OSError, ValueError):
                 out[path.stem] = json.loads(path.read_text())
     return out
-
-
-@contextlib.contextmanager
-def managed_cluster(manager: ClusterManager, mode: str) -> Iterator[Cluster]:
-    """The cluster for ``mode`` for the duration of the block; released afterwards."""
-    try:
-        yield manager.ensure(mode)
-    finally:
-        manager.release(mode)
 
 
 def _fingerprint(config: Path, image: str) -> str:

@@ -152,14 +152,6 @@ class Kube:
         self._poll("every node to be Ready", check, timeout)
         return names
 
-    def wait_pods_running(self, namespace: str, selector: str, timeout: float = 180) -> None:
-        def check() -> tuple[bool, str]:
-            pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
-            phases = {p.metadata.name: p.status.phase for p in pods}
-            return bool(pods) and all(v == "Running" for v in phases.values()), str(phases)
-
-        self._poll(f"pods {selector!r} in {namespace} to run", check, timeout)
-
     def wait_service_endpoints(
         self, namespace: str, name: str, count: int, timeout: float = 180
     ) -> ServiceInfo:
@@ -210,10 +202,6 @@ class Kube:
             if ip and ip != "None":
                 out[f"{svc.metadata.namespace}/{svc.metadata.name}"] = ip
         return out
-
-    def pods_by_ip(self, namespace: str) -> dict[str, str]:
-        pods = self.core.list_namespaced_pod(namespace).items
-        return {p.status.pod_ip: p.metadata.name for p in pods if p.status.pod_ip}
 
     # -- writing -------------------------------------------------------------
 
