@@ -48,6 +48,12 @@ from .versions import (
 
 Progress = Callable[[str], None]
 MANAGED = "io.kindlab.managed=true"
+#: The build container's volume where containerd unpacks the images. Committed
+#: into the image under /var/lib/containerd, the unpacked layers let a node's
+#: first pods start without unpacking (minutes per image under emulation). A kind
+#: node copies the image's /var into its /var volume when it is created; that copy
+#: keeps files and xattrs but not overlay whiteouts, which the build refuses.
+UNPACK_ROOT = "/tmp/kindlab-unpack"  # under the tmpfs a kind node mounts on /tmp
 NODE_REPO = "kindlab/node"
 GO_CANDIDATES = ("/usr/local/go/bin/go", "go")
 
@@ -361,6 +367,52 @@ def stage_static_base(ctx: _Ctx, rootfs: str) -> str:
     return tag
 
 
+def stage_net_base(ctx: _Ctx, rootfs: str) -> str:
+    """The node root's network tools and the libraries they load, on nothing else."""
+    key = cache_key(
+        "net-base",
+        {"rootfs": rootfs, "script": images.net_base_script(), "checks": images.NET_BASE_CHECKS},
+    )
+    tag = f"kindlab/net-base:{short(key)}"
+    if not ctx.no_cache and image_exists(tag):
+        return tag
+    ctx.progress("net-base: iptables, nft, ipset, conntrack, ip and their libraries")
+    with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
+        context = Path(tmp)
+        out = context / "rootfs"
+        out.mkdir()
+        run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--label",
+                MANAGED,
+                "-v",
+                f"{out}:/out",
+                rootfs,
+                "sh",
+                "-c",
+                images.net_base_script(),
+            ]
+        )
+        (context / "Dockerfile").write_text(
+            images.with_labels(images.static_base_dockerfile(), key)
+        )
+        _docker_build(ctx, context, tag, "net-base")
+    for argv in images.NET_BASE_CHECKS:
+        try:
+            run(["docker", "run", "--rm", "--network", "none", "--label", MANAGED, tag, *argv])
+        except CommandError as exc:
+            run(["docker", "rmi", tag])
+            raise PreconditionError(
+                f"net-base: `{' '.join(argv)}` does not run in the slim image: {exc}"
+            ) from exc
+    return tag
+
+
 def stage_component(
     ctx: _Ctx, spec: images.ComponentImage, binaries: dict[str, Path], base_ids: list[str]
 ) -> str:
@@ -411,6 +463,7 @@ def _node_key(plan: _Plan) -> str:
             "components": plan.components,
             "targets": plan.targets,
             "files": plan.files,
+            "unpacked": "overlayfs",
         },
     )
 
@@ -436,8 +489,11 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
             "none",
             "--entrypoint",
             "sleep",
-            "--security-opt",
-            "seccomp=unconfined",
+            # unpacking mounts overlays, on a volume: overlayfs cannot sit on the
+            # container's own overlay root
+            "--privileged",
+            "-v",
+            UNPACK_ROOT,
             plan.node_base,
             "infinity",
         ]
@@ -457,8 +513,9 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
             _docker_exec(
                 name, "sh", "-c", 'cat > "$1"', "sh", node_path, input_bytes=content.encode()
             )
-        # containerd in the build container, as kind's node-image builder does
-        run(["docker", "exec", "-d", name, "containerd"])
+        # containerd in the build container, as kind's node-image builder does, but
+        # with its root on the volume so that it can unpack (see UNPACK_ROOT)
+        run(["docker", "exec", "-d", name, "containerd", "--root", f"{UNPACK_ROOT}/root"])
         for _ in range(60):
             try:
                 _docker_exec(name, "ctr", "version")
@@ -485,8 +542,7 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
                     "images",
                     "import",
                     "--label=io.cri-containerd.pinned=pinned",
-                    "--all-platforms",
-                    "--no-unpack",
+                    "--snapshotter=overlayfs",
                     "-",
                 ],
                 stdin_path=archive,
@@ -511,6 +567,11 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
             _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "rm", *digests)
         listed = _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "list", "-q")
         ctx.progress("node: images in containerd: " + ", ".join(listed.split()))
+        snapshots = _docker_exec(
+            name, "ctr", "--namespace=k8s.io", "snapshots", "--snapshotter=overlayfs", "ls"
+        )
+        committed = [ln for ln in snapshots.splitlines()[1:] if ln.split()[-1:] == ["Committed"]]
+        ctx.progress(f"node: {len(committed)} layer snapshots unpacked (overlayfs)")
         _docker_exec(name, "pkill", "containerd")
         for _ in range(60):
             try:
@@ -518,6 +579,13 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
             except CommandError:
                 break
             time.sleep(0.5)
+        special = _docker_exec(name, "find", f"{UNPACK_ROOT}/root", "-type", "c")
+        if special.strip():
+            raise PreconditionError(
+                "node: an image layer has whiteouts, which the node's /var volume copy "
+                f"would lose: {special.split()[:5]}"
+            )
+        _docker_exec(name, "cp", "-a", f"{UNPACK_ROOT}/root/.", "/var/lib/containerd/")
         ctx.progress(f"node: docker commit {tag}")
         run(
             [
@@ -625,12 +693,13 @@ def build(
         raise PreconditionError("version table disagrees with kubeadm: " + "; ".join(problems))
 
     static_base = stage_static_base(ctx, rootfs)
+    net_base = stage_net_base(ctx, rootfs)
     base_ids = [
         run(["docker", "image", "inspect", "--format", "{{.Id}}", ref]).strip()
-        for ref in (static_base, rootfs)
+        for ref in (static_base, net_base)
     ]
     components: dict[str, str] = {}
-    for spec in images.component_images(static_base, rootfs):
+    for spec in images.component_images(static_base, net_base):
         ctx.progress(f"image {spec.name}")
         components[spec.name] = stage_component(ctx, spec, bins, base_ids)
 

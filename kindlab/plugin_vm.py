@@ -1,0 +1,390 @@
+"""The plugin's VM path: ipvs checks run in a qemu guest, outcomes come back as reports.
+
+Host side (:class:`IpvsVm`): where the Docker host's kernel lacks IP_VS or dummy
+and ``--ipvs-vm`` allows it, the ipvs-marked items are moved to the end of the
+run. When the first of them is due, the guest boots with the node image already
+in its Docker and runs exactly those items with kindlab inside; each report it
+sends (serialized as pytest-xdist does) is logged on the host as the item's own
+report, so pass/fail, the evidence sections and the lab report's rows are the
+guest's real outcomes. A guest that fails makes its items fail, with the tail
+of its console.
+
+Guest side (:class:`EventSink`): ``--kindlab-events PATH`` writes progress lines
+and every test report as JSON lines to PATH (the guest's events port).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from kindlab import kernel
+from kindlab.errors import KindlabError
+
+Say = Callable[[str], None]
+EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
+
+VM_CHOICES = ("auto", "always", "never")
+#: The property of a report that says where its check ran (set on the host).
+RAN_IN_PROPERTY = "kindlab-ran-in"
+events_sink_key = pytest.StashKey["EventSink"]()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether ipvs checks run in a VM here; if they cannot run at all, why.
+
+    ``skip_reason``: the checks skip with it (auto, and nothing to run them on);
+    ``error``: they fail with it (the user asked for a VM that cannot be had).
+    """
+
+    use_vm: bool
+    why: str = ""
+    skip_reason: str | None = None
+    error: str | None = None
+
+
+HOW_TO_ENABLE = (
+    "install qemu-system-x86 and qemu-utils (bash scripts/setup.sh does) to run the ipvs "
+    "checks in a qemu guest whose kernel has IP_VS"
+)
+
+
+def decide(
+    option: str, kernel_ok: bool, kernel_reason: str, qemu: str | None, *, xdist: bool = False
+) -> Decision:
+    """Where the ipvs checks run (pure): on the host, in a VM, or nowhere."""
+    if option not in VM_CHOICES:
+        raise ValueError(f"--ipvs-vm: expected one of {', '.join(VM_CHOICES)}, got {option!r}")
+    if option == "never" or (option == "auto" and kernel_ok):
+        return Decision(False, why=kernel_reason)
+    if qemu is None:
+        if option == "always":
+            return Decision(
+                False, error=f"--ipvs-vm always: qemu-system-x86_64 not found; {HOW_TO_ENABLE}"
+            )
+        return Decision(
+            False, skip_reason=f"ipvs mode cannot run here: {kernel_reason}; {HOW_TO_ENABLE}"
+        )
+    if xdist:
+        return Decision(
+            False,
+            skip_reason="the ipvs checks would run in a qemu guest, which kindlab does not share "
+            "between pytest-xdist workers: run `pytest -m ipvs` without -n",
+        )
+    why = "as asked (--ipvs-vm always)" if option == "always" else kernel_reason
+    return Decision(True, why=why)
+
+
+def guest_args(nodeids: list[str], node_image: str) -> list[str]:
+    """The pytest arguments of the guest's run (pure)."""
+    from kindlab.vm import guest
+
+    return [
+        *nodeids,
+        "-p",
+        "kindlab.plugin",
+        "-p",
+        "no:cacheprovider",
+        "--node-image",
+        node_image,
+        "--kind-bin",
+        guest.KIND_PATH,
+        "--ipvs-vm",
+        "never",
+        # the guest powers off with its disk thrown away: no need to delete
+        "--keep-clusters",
+        "--kindlab-report",
+        f"{guest.RESULTS_DIR}/lab",
+        "--basetemp",
+        "/tmp/kindlab-pytest",
+        "-v",
+    ]
+
+
+def payload_sources(
+    rootdir: Path, items: list[pytest.Item], inifile: Path | None
+) -> dict[str, Path]:
+    """What the guest's rootdir needs: kindlab, its data, the items' test directories."""
+    import kindlab
+    from kindlab.paths import clusters_dir, manifests_dir
+
+    sources: dict[str, Path] = {
+        "kindlab": Path(kindlab.__file__).resolve().parent,
+        "clusters": clusters_dir(),
+        "labs/manifests": manifests_dir(),
+    }
+    if inifile is not None and inifile.is_relative_to(rootdir):
+        sources[str(inifile.relative_to(rootdir))] = inifile
+    conftest = rootdir / "conftest.py"
+    if conftest.exists():
+        sources["conftest.py"] = conftest
+    for item in items:
+        test_dir = Path(str(item.path)).resolve().parent
+        if test_dir.is_relative_to(rootdir):
+            sources[str(test_dir.relative_to(rootdir))] = test_dir
+    return sources
+
+
+class IpvsVm:
+    """Runs the ipvs items of this session in a qemu guest (host side)."""
+
+    def __init__(self, config: pytest.Config, say: Say, entry: EntryFn) -> None:
+        self.config = config
+        self.say = say
+        self.entry = entry
+        self.items: list[pytest.Item] = []
+        self.decision: Decision | None = None
+        self._reports: dict[str, list[pytest.TestReport]] = {}
+        self._done: set[str] = set()
+        self._failure: str | None = None
+        self._ran_in = ""
+        self._started = False
+        self._events: Any = None
+        self._run: Any = None
+
+    # -- deciding --------------------------------------------------------------
+
+    def decision_for(self) -> Decision:
+        if self.decision is None:
+            support = kernel.host_support("ipvs")
+            self.decision = decide(
+                self.config.getoption("ipvs_vm"),
+                support.ok,
+                support.reason,
+                shutil.which("qemu-system-x86_64"),
+                xdist=hasattr(self.config, "workerinput"),
+            )
+        return self.decision
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        ipvs = [i for i in items if i.get_closest_marker("ipvs")]
+        if not ipvs:
+            return
+        if not self.decision_for().use_vm:
+            return
+        # native checks first: the guest's run comes last, all at once
+        rest = [i for i in items if not i.get_closest_marker("ipvs")]
+        items[:] = rest + ipvs
+        self.items = ipvs
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> bool | None:
+        if item not in self.items:
+            return None
+        if not self._started:
+            self._started = True
+            self._start()
+        reports = self._reports_for(item)
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        for report in reports:
+            item.ihook.pytest_runtest_logreport(report=report)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        if nextitem is None or nextitem not in self.items:
+            self._finish()
+        return True
+
+    # -- the guest's run -----------------------------------------------------------
+
+    def _start(self) -> None:
+        from kindlab import vm
+        from kindlab.kind import find_kind
+
+        config = self.config
+        try:
+            vm.remove_leftovers(self.say)
+            node_image = _node_image(config, self.say)
+            kind_bin = find_kind(config.getoption("kind_bin"), progress=self.say)
+            self.say(f"ipvs checks run in a qemu guest: {self.decision_for().why}")
+            disk = vm.build_disk(node_image, kind_bin, self.say)
+            accel = vm.choose_accel(disk.kernel, mode=config.getoption("vm_accel"))
+            self.say(f"accelerator: {accel.reason}")
+            self._ran_in = f"qemu guest, kernel {disk.kernel_release}, {accel.name}"
+            rootdir = Path(str(config.rootpath))
+            inifile = Path(str(config.inipath)) if config.inipath else None
+            sources = payload_sources(rootdir, self.items, inifile)
+            args = guest_args([i.nodeid for i in self.items], node_image)
+            self._run = vm.GuestRun(
+                disk,
+                lambda dest: vm.payload_disk(dest, sources, args),
+                accel,
+                cpus=config.getoption("vm_cpus"),
+                memory=config.getoption("vm_memory"),
+                timeout=config.getoption("vm_timeout"),
+                keep_dir=_keep_dir(config),
+                progress=self.say,
+            )
+            self._run.__enter__()
+            self._events = self._run.events()
+        except KindlabError as exc:
+            self._fail_all(f"kindlab: the ipvs guest could not start: {exc}")
+
+    def _reports_for(self, item: pytest.Item) -> list[pytest.TestReport]:
+        """The guest's reports of ``item``, waiting for them as the guest runs."""
+        while item.nodeid not in self._done and self._failure is None:
+            self._pump()
+        reports = self._reports.pop(item.nodeid, [])
+        if item.nodeid not in self._done or not reports:
+            reports = [self._failed_report(item, self._failure or "the guest sent no report")]
+        for report in reports:
+            report.user_properties.append((RAN_IN_PROPERTY, self._ran_in))
+            _tag_entry(report, self._ran_in)
+        return reports
+
+    def _pump(self) -> None:
+        try:
+            event = next(self._events)
+        except StopIteration:
+            self._fail_all("the guest finished without running it" + self._run.console_tail())
+            return
+        except KindlabError as exc:
+            self._fail_all(str(exc))
+            return
+        if event.kind == "report":
+            report = self.config.hook.pytest_report_from_serializable(
+                config=self.config, data=event.data["report"]
+            )
+            self._reports.setdefault(report.nodeid, []).append(report)
+            if report.when == "teardown":
+                self._done.add(report.nodeid)
+            if report.when == "call" or (report.when == "setup" and not report.passed):
+                self.say(f"guest: {report.nodeid} {report.outcome.upper()}")
+        elif event.kind in ("stage", "progress"):
+            self.say(event.describe())
+
+    def _fail_all(self, message: str) -> None:
+        self._failure = message
+        self.say(message.splitlines()[0] if message else "the ipvs guest failed")
+
+    def _failed_report(self, item: pytest.Item, message: str) -> pytest.TestReport:
+        report = pytest.TestReport(
+            nodeid=item.nodeid,
+            location=item.location,
+            keywords={k: 1 for k in item.keywords},
+            outcome="failed",
+            longrepr=message,
+            when="setup",
+        )
+        entry = self.entry(item, report)
+        if entry is not None:
+            report.user_properties.append(("kindlab-entry", entry.to_json()))
+        self._done.add(item.nodeid)
+        return report
+
+    def _finish(self) -> None:
+        run, self._run = self._run, None
+        if run is None:
+            return
+        try:
+            # drain what is left: the guest's final stage and its power-off
+            if self._failure is None:
+                for event in self._events:
+                    if event.kind in ("stage", "progress"):
+                        self.say(event.describe())
+        except KindlabError as exc:
+            self.say(f"the guest did not end cleanly: {exc}")
+        finally:
+            run.__exit__(None, None, None)
+        if run.kept:
+            self.say(f"guest console, events and results kept in {run.kept}")
+        self.say(f"guest run took {run.elapsed:.0f}s")
+
+    def pytest_sessionfinish(self) -> None:
+        # Ctrl-C or an early exit: stop qemu, keep what it left
+        self._finish()
+
+
+def _tag_entry(report: pytest.TestReport, ran_in: str) -> None:
+    """Mark the report's lab entry with where the check ran."""
+    props = []
+    for name, value in report.user_properties:
+        if name == "kindlab-entry" and isinstance(value, dict):
+            value = {**value, "ran_in": ran_in}
+        props.append((name, value))
+    report.user_properties = props
+
+
+def _node_image(config: pytest.Config, say: Say) -> str:
+    explicit = config.getoption("node_image")
+    if explicit:
+        return str(explicit)
+    from kindlab import nodeimage
+
+    version = config.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
+    return nodeimage.build(version, progress=say)
+
+
+def _keep_dir(config: pytest.Config) -> Path:
+    target = config.getoption("kindlab_report")
+    base = Path(target).parent if target else Path(str(config.rootpath)) / "reports"
+    return base / "ipvs-vm"
+
+
+class EventSink:
+    """Guest side: progress and each test report, as JSON lines on the events port."""
+
+    def __init__(self, config: pytest.Config, path: str) -> None:
+        self.config = config
+        self._out: IO[str] = open(path, "a", buffering=1)  # noqa: SIM115
+
+    def emit(self, event: str, **data: Any) -> None:
+        self._out.write(json.dumps({"event": event, **data}, default=str) + "\n")
+        self._out.flush()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        self.emit("report", report=data)
+
+    def pytest_unconfigure(self) -> None:
+        self._out.close()
+
+
+def add_options(group: Any) -> None:
+    group.addoption(
+        "--ipvs-vm",
+        choices=VM_CHOICES,
+        default="auto",
+        help="run the ipvs checks in a qemu guest: auto (when the Docker host's kernel lacks "
+        "IP_VS or dummy and qemu is installed), always, never",
+    )
+    group.addoption(
+        "--vm-accel",
+        choices=("auto", "kvm", "tcg"),
+        default="auto",
+        help="the guest's accelerator: auto (KVM if a probe boot works, else TCG)",
+    )
+    group.addoption("--vm-cpus", type=int, default=2, help="the guest's vCPUs (default 2)")
+    group.addoption("--vm-memory", default="8G", help="the guest's memory (default 8G)")
+    group.addoption(
+        "--vm-timeout",
+        type=float,
+        default=2400,
+        help="seconds the whole guest run may take (default 2400)",
+    )
+    group.addoption("--kindlab-events", default=None, help=argparse_suppress())
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def register(config: pytest.Config, say: Say, entry: EntryFn) -> IpvsVm:
+    events = config.getoption("kindlab_events", None)
+    if events:
+        sink = EventSink(config, events)
+        config.stash[events_sink_key] = sink
+        config.pluginmanager.register(sink, "kindlab-events")
+    plugin = IpvsVm(config, say, entry)
+    config.pluginmanager.register(plugin, "kindlab-ipvs-vm")
+    return plugin

@@ -1,0 +1,170 @@
+"""What runs inside the guest: its Debian packages, its one systemd unit and script.
+
+Pure text and data; the disk builder puts them into the guest's root. The guest
+boots, mounts the run's payload disk (``/dev/vdb``: kindlab's sources, the test
+files and the pytest arguments), loads IP_VS and dummy, starts Docker (whose data
+root already holds the node image), runs pytest, sends a tar of its results and
+logs down a second virtio-serial port, and powers off.
+
+Two host-only channels, no network card: ``kindlab.events`` carries JSON lines
+(stages, progress, each test report) while the guest runs, ``kindlab.artifacts``
+carries the final tar.
+"""
+
+from __future__ import annotations
+
+#: Debian suite of the guest: its kernel (6.12) has IP_VS and dummy as modules.
+GUEST_SUITE = "trixie"
+
+#: The guest's packages. Python libraries come from Debian (kindlab needs pytest,
+#: kubernetes, docker, sh, PyYAML and filelock; trixie's are recent enough).
+GUEST_PACKAGES: tuple[str, ...] = (
+    "ca-certificates",
+    "dbus",
+    "docker-cli",
+    "docker.io",
+    "initramfs-tools",
+    "iproute2",
+    "iptables",
+    "ipvsadm",
+    "kmod",
+    "linux-image-amd64",
+    "procps",
+    "python3",
+    "python3-docker",
+    "python3-filelock",
+    "python3-kubernetes",
+    "python3-pytest",
+    "python3-sh",
+    "python3-yaml",
+    "systemd",
+    "systemd-sysv",
+    "udev",
+)
+
+#: Kernel modules kube-proxy's ipvs mode and kind need, loaded before Docker starts.
+GUEST_MODULES = (
+    "ip_vs",
+    "ip_vs_rr",
+    "ip_vs_wrr",
+    "ip_vs_sh",
+    "dummy",
+    "br_netfilter",
+    "overlay",
+    "nf_conntrack",
+    "xt_statistic",
+)
+
+EVENTS_PORT = "kindlab.events"
+ARTIFACTS_PORT = "kindlab.artifacts"
+
+#: Where the payload disk is mounted in the guest, and what it holds.
+PAYLOAD_MOUNT = "/kindlab"
+PAYLOAD_SRC = f"{PAYLOAD_MOUNT}/src"  # rootdir of the test run; kindlab/ inside it
+PAYLOAD_ARGS = f"{PAYLOAD_MOUNT}/pytest-args"  # one argument per line
+RESULTS_DIR = "/results"
+KIND_PATH = "/usr/local/bin/kind"
+RUN_SCRIPT = "/usr/local/lib/kindlab/guest-run"
+UNIT_NAME = "kindlab-guest.service"
+
+
+def run_script() -> str:
+    """The guest's one job, from boot to power-off (bash)."""
+    modules = " ".join(GUEST_MODULES)
+    return rf"""#!/bin/bash
+# kindlab guest: run the payload's pytest, stream events, send results, power off.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+R={RESULTS_DIR}
+mkdir -p "$R" {PAYLOAD_MOUNT}
+exec > >(tee -a "$R/guest-run.log" >/dev/console) 2>&1
+
+port() {{  # the device of a named virtio-serial port, with or without udev's symlink
+  [ -e "/dev/virtio-ports/$1" ] && {{ echo "/dev/virtio-ports/$1"; return; }}
+  for f in /sys/class/virtio-ports/*/name; do
+    [ "$(cat "$f" 2>/dev/null)" = "$1" ] && {{ echo "/dev/$(basename "$(dirname "$f")")"; return; }}
+  done
+  echo /dev/null
+}}
+EV=$(port {EVENTS_PORT})
+emit() {{  # emit STAGE [DETAIL]: one JSON line on the events port
+  local up; up=$(cut -d' ' -f1 /proc/uptime)
+  python3 -c 'import json, sys; print(json.dumps({{"event": "stage", "stage": sys.argv[1],
+    "detail": sys.argv[2], "uptime": float(sys.argv[3])}}))' "$1" "${{2:-}}" "$up" >>"$EV"
+  echo "kindlab-guest: $1 ${{2:-}} (uptime $up s)"
+}}
+finish() {{
+  emit finished "$1"
+  journalctl -b --no-pager >"$R/journal.txt" 2>&1
+  dmesg >"$R/dmesg.txt" 2>&1
+  tar -C "$R" -cf "$(port {ARTIFACTS_PORT})" . || echo "could not send the results"
+  sync
+  systemctl poweroff --force --force
+}}
+
+emit booted "$(uname -r)"
+mount -o ro /dev/vdb {PAYLOAD_MOUNT} || {{ emit error "no payload disk"; finish 3; }}
+for m in {modules}; do modprobe "$m" || emit warning "modprobe $m failed"; done
+emit modules "$(lsmod | awk 'NR>1 {{print $1}}' | grep -E '^(ip_vs|dummy)$' | tr '\n' ' ')"
+systemctl start docker.service
+for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 1; done
+docker info >/dev/null 2>&1 || {{ emit error "Docker did not start"; finish 3; }}
+emit docker "$(docker version --format '{{{{.Server.Version}}}}')"
+mapfile -t ARGS < {PAYLOAD_ARGS}
+cd {PAYLOAD_SRC}
+PYTHONPATH={PAYLOAD_SRC} PYTHONUNBUFFERED=1 KINDLAB_CACHE=/root/.cache/kindlab \
+  python3 -m pytest "${{ARGS[@]}}" --kindlab-events "$EV" 2>&1 | tee "$R/pytest.log"
+finish "${{PIPESTATUS[0]}}"
+"""
+
+
+def unit() -> str:
+    """The systemd unit that runs :func:`run_script` once the guest is up."""
+    return f"""[Unit]
+Description=kindlab: run the payload's tests, then power off
+After=local-fs.target systemd-udev-settle.service
+Wants=systemd-udev-settle.service
+
+[Service]
+Type=oneshot
+ExecStart={RUN_SCRIPT}
+TimeoutStartSec=infinity
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+#: Small files of the guest's root: path -> (content, mode).
+def root_files() -> dict[str, tuple[str, int]]:
+    return {
+        RUN_SCRIPT: (run_script(), 0o755),
+        f"/etc/systemd/system/{UNIT_NAME}": (unit(), 0o644),
+        "/etc/hostname": ("kindlab-guest\n", 0o644),
+        "/etc/hosts": ("127.0.0.1 localhost\n127.0.1.1 kindlab-guest\n::1 localhost\n", 0o644),
+        "/etc/fstab": ("/dev/vda / ext4 rw,noatime 0 1\n", 0o644),
+        # Docker starts from the script, after the modules are loaded.
+        "/etc/docker/daemon.json": ('{"log-driver": "local"}\n', 0o644),
+    }
+
+
+#: Symlinks of the guest's root: path -> target.
+def root_links() -> dict[str, str]:
+    return {
+        f"/etc/systemd/system/multi-user.target.wants/{UNIT_NAME}": (
+            f"/etc/systemd/system/{UNIT_NAME}"
+        ),
+        # nothing waits for a network that the guest does not have
+        "/etc/systemd/system/systemd-networkd-wait-online.service": "/dev/null",
+        "/etc/systemd/system/getty@tty1.service": "/dev/null",
+        "/etc/systemd/system/serial-getty@ttyS0.service": "/dev/null",
+    }
+
+
+#: Enabled units of the guest that must not start on their own.
+DISABLED_LINKS = (
+    "/etc/systemd/system/multi-user.target.wants/docker.service",
+    "/etc/systemd/system/sockets.target.wants/docker.socket",
+)
