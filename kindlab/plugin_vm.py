@@ -16,6 +16,7 @@ and every test report as JSON lines to PATH (the guest's events port).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,7 +245,8 @@ class IpvsVm:
         try:
             event = next(self._events)
         except StopIteration:
-            self._fail_all("the guest finished without running it" + self._run.console_tail())
+            tail = self._run.console_tail() if self._run is not None else ""
+            self._fail_all("the guest finished without running it" + tail)
             return
         except KindlabError as exc:
             self._fail_all(str(exc))
@@ -352,9 +354,10 @@ def add_options(group: Any) -> None:
     group.addoption(
         "--ipvs-vm",
         choices=VM_CHOICES,
-        default="auto",
+        default=os.environ.get("KINDLAB_IPVS_VM", "auto"),
         help="run the ipvs checks in a qemu guest: auto (when the Docker host's kernel lacks "
-        "IP_VS or dummy and qemu is installed), always, never",
+        "IP_VS or dummy and qemu is installed), always, never (default: $KINDLAB_IPVS_VM "
+        "or auto)",
     )
     group.addoption(
         "--vm-accel",

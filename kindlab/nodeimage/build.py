@@ -27,9 +27,9 @@ from pathlib import Path
 
 from kindlab.errors import CommandError, PreconditionError
 from kindlab.paths import cache_dir
+from kindlab.proc import run
 
 from . import gobuild, images, kindsrc
-from ._proc import run
 from .cache import cache_key, hash_files, hash_tree, short
 from .versions import (
     DEBIAN_MIRROR,

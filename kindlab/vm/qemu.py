@@ -11,11 +11,12 @@ hosts whose KVM is paravirtual (PVM, whose guests need a kernel built for it):
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from kindlab.proc import started
 
 from .guest import ARTIFACTS_PORT, EVENTS_PORT
 
@@ -176,27 +177,17 @@ def choose_accel(kernel: Path, *, mode: str = "auto", qemu: str = QEMU) -> Accel
     with tempfile.TemporaryDirectory(prefix="kindlab-kvm-probe-") as tmp:
         console = Path(tmp) / "console"
         console.touch()
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            probe_argv(kernel, console, kvm, qemu),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            while time.monotonic() - started < PROBE_SECONDS:
+        log = Path(tmp) / "qemu.out"
+        began = time.monotonic()
+        with started(probe_argv(kernel, console, kvm, qemu), log_path=log, grace=0) as proc:
+            while time.monotonic() - began < PROBE_SECONDS:
                 if BANNER in console.read_bytes():
-                    took = time.monotonic() - started
+                    took = time.monotonic() - began
                     return Accel("kvm", f"KVM: a probe boot printed its banner in {took:.1f}s")
                 if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                    err = log.read_text(errors="replace").strip()
                     return Accel("tcg", f"KVM probe: qemu exited {proc.returncode}: {err[-300:]}")
                 time.sleep(0.2)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
     return Accel(
         "tcg",
         f"KVM probe: the kernel printed nothing in {PROBE_SECONDS:g}s under KVM"

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.nodeimage._proc import run
+from kindlab.proc import run, started
 
 from .disk import GuestDisk, vm_dir
 from .events import Event, EventReader
@@ -126,6 +126,7 @@ class GuestRun:
         self.dir = runs_dir() / self.id
         self._payload = payload
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stack = contextlib.ExitStack()
         self._reader: EventReader | None = None
         self._started = 0.0
         self.exit_status: int | None = None
@@ -196,28 +197,16 @@ class GuestRun:
             f"{self.cpus} vCPUs, {self.memory}, no network card): {self.accel.reason}"
         )
         self._started = time.monotonic()
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=(self.dir / "qemu.out").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self._proc = self._stack.enter_context(
+            started(argv, log_path=self.dir / "qemu.out", grace=5)
         )
         self._write_state(qemu=self._proc.pid)
         self._reader = EventReader(spec.events)
 
     def _stop(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
+        if self._proc is not None and self._proc.poll() is None:
             self.progress("stopping qemu")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        self._stack.close()  # stops qemu's process group, if it still runs
         if self._proc is not None and self.keep_dir is not None:
             with contextlib.suppress(OSError):
                 self.kept = self._keep(self.keep_dir)

@@ -1,0 +1,230 @@
+"""The VM backend's own logic, with no qemu: command lines, cache keys, the KVM
+probe's fallback, events, and where the ipvs checks run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kindlab import plugin_vm
+from kindlab.vm import disk, guest, qemu
+from kindlab.vm.events import Event, EventReader
+
+
+def _spec(tmp_path: Path, accel: qemu.Accel) -> qemu.GuestSpec:
+    return qemu.GuestSpec(
+        kernel=tmp_path / "vmlinuz",
+        initrd=tmp_path / "initrd",
+        root_disk=tmp_path / "root.qcow2",
+        payload_disk=tmp_path / "payload.raw",
+        events=tmp_path / "events.jsonl",
+        artifacts=tmp_path / "artifacts.tar",
+        console=tmp_path / "console.log",
+        pidfile=tmp_path / "qemu.pid",
+        accel=accel,
+    )
+
+
+def _option(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_the_guest_has_no_network_card_and_two_host_only_ports(tmp_path: Path) -> None:
+    argv = qemu.qemu_argv(_spec(tmp_path, qemu.Accel("tcg", "")))
+    assert _option(argv, "-nic") == ["none"]
+    assert not any(a.startswith(("-netdev", "user,", "tap,")) for a in argv)
+    ports = [a for a in _option(argv, "-device") if a.startswith("virtserialport")]
+    assert ports == [
+        f"virtserialport,chardev=events,name={guest.EVENTS_PORT}",
+        f"virtserialport,chardev=artifacts,name={guest.ARTIFACTS_PORT}",
+    ]
+    chardevs = _option(argv, "-chardev")
+    assert f"file,id=events,path={tmp_path / 'events.jsonl'}" in chardevs
+    assert _option(argv, "-serial") == [f"file:{tmp_path / 'console.log'}"]
+
+
+def test_the_root_disk_is_an_overlay_and_the_payload_is_read_only(tmp_path: Path) -> None:
+    drives = _option(qemu.qemu_argv(_spec(tmp_path, qemu.Accel("tcg", ""))), "-drive")
+    assert drives[0].startswith(f"file={tmp_path / 'root.qcow2'},format=qcow2,")
+    assert drives[1] == f"file={tmp_path / 'payload.raw'},format=raw,if=virtio,readonly=on"
+
+
+@pytest.mark.parametrize(
+    ("accel", "expected"),
+    [
+        (qemu.Accel("tcg", ""), ["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        (qemu.Accel("kvm", ""), ["-accel", "kvm", "-cpu", "host"]),
+    ],
+)
+def test_accelerator_arguments(tmp_path: Path, accel: qemu.Accel, expected: list[str]) -> None:
+    argv = qemu.qemu_argv(_spec(tmp_path, accel))
+    start = argv.index("-accel")
+    assert argv[start : start + 4] == expected
+
+
+def test_forced_accelerators_do_not_probe(tmp_path: Path) -> None:
+    missing_qemu = str(tmp_path / "no-such-qemu")
+    assert qemu.choose_accel(tmp_path, mode="tcg", qemu=missing_qemu).name == "tcg"
+    assert qemu.choose_accel(tmp_path, mode="kvm", qemu=missing_qemu).name == "kvm"
+
+
+def test_kvm_precheck_names_what_is_missing(tmp_path: Path) -> None:
+    assert qemu.kvm_precheck(tmp_path / "kvm") == f"{tmp_path / 'kvm'} does not exist"
+
+
+def _fake_qemu(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "fake-qemu"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_probe_falls_back_to_tcg_when_kvm_prints_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(qemu, "kvm_precheck", lambda: None)
+    monkeypatch.setattr(qemu, "PROBE_SECONDS", 1.0)
+    silent = _fake_qemu(tmp_path, "sleep 30\n")  # a guest that hangs before its banner
+    accel = qemu.choose_accel(tmp_path / "vmlinuz", qemu=silent)
+    assert accel.name == "tcg"
+    assert "printed nothing in 1s under KVM" in accel.reason
+
+
+def test_probe_keeps_kvm_when_the_kernel_prints_its_banner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(qemu, "kvm_precheck", lambda: None)
+    # the fake writes the banner to the file named by "-serial file:PATH"
+    body = (
+        'while [ $# -gt 0 ]; do [ "$1" = -serial ] && out=${2#file:}; shift; done\n'
+        'echo "Linux version 6.12.0 (fake)" > "$out"; sleep 30\n'
+    )
+    accel = qemu.choose_accel(tmp_path / "vmlinuz", qemu=_fake_qemu(tmp_path, body))
+    assert accel.name == "kvm", accel.reason
+
+
+def test_probe_reports_a_qemu_that_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qemu, "kvm_precheck", lambda: None)
+    failing = _fake_qemu(tmp_path, "echo 'Could not access KVM kernel module' >&2; exit 1\n")
+    accel = qemu.choose_accel(tmp_path / "vmlinuz", qemu=failing)
+    assert accel.name == "tcg"
+    assert "qemu exited 1" in accel.reason and "KVM kernel module" in accel.reason
+
+
+def test_pvm_hint(tmp_path: Path) -> None:
+    assert qemu.pvm_hint(tmp_path) == ""
+    (tmp_path / "kvm_pvm").mkdir()
+    assert "PVM" in qemu.pvm_hint(tmp_path)
+
+
+# -- cache keys -------------------------------------------------------------------
+
+
+def test_disk_key_follows_every_input() -> None:
+    files = guest.root_files()
+    base = disk.disk_key("r", "d", "k", files)
+    assert base == disk.disk_key("r", "d", "k", dict(files))
+    assert base != disk.disk_key("r2", "d", "k", files)
+    assert base != disk.disk_key("r", "d2", "k", files)
+    assert base != disk.disk_key("r", "d", "k2", files)
+    changed = {**files, guest.RUN_SCRIPT: (files[guest.RUN_SCRIPT][0] + "# x\n", 0o755)}
+    assert base != disk.disk_key("r", "d", "k", changed)
+
+
+def test_docker_data_key_follows_the_node_image() -> None:
+    assert disk.docker_key("r", "sha256:a") != disk.docker_key("r", "sha256:b")
+    assert disk.docker_key("r", "sha256:a") != disk.docker_key("r2", "sha256:a")
+
+
+def test_rootfs_key_ignores_package_order() -> None:
+    pkgs = list(guest.GUEST_PACKAGES)
+    assert disk.rootfs_key(packages=pkgs) == disk.rootfs_key(packages=reversed(pkgs))
+    assert disk.rootfs_key(packages=pkgs) != disk.rootfs_key(packages=[*pkgs, "vim"])
+
+
+def test_kernel_files_picks_the_newest_kernel(tmp_path: Path) -> None:
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    for release in ("6.1.0-9-amd64", "6.12.57+deb13-amd64"):
+        (boot / f"vmlinuz-{release}").touch()
+        (boot / f"initrd.img-{release}").touch()
+    kernel, initrd, release = disk.kernel_files(tmp_path)
+    assert kernel == boot / "vmlinuz-6.12.57+deb13-amd64"
+    assert release == "6.12.57+deb13-amd64"
+    assert initrd == boot / "initrd.img-6.12.57+deb13-amd64"
+
+
+# -- the guest's script and events ----------------------------------------------------
+
+
+def test_guest_script_loads_ipvs_and_dummy_before_docker() -> None:
+    script = guest.run_script()
+    assert script.index("modprobe") < script.index("systemctl start docker.service")
+    assert "ip_vs" in script and "dummy" in script
+    assert '--kindlab-events "$EV"' in script
+    assert "poweroff" in script
+
+
+def test_event_reader_returns_whole_lines_only(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    reader = EventReader(path)
+    assert reader.poll() == []  # not there yet
+    path.write_text('{"event": "stage", "stage": "booted", "detail": "6.12", "uptime": 3.5}\n{"ev')
+    first = reader.poll()
+    assert [e.kind for e in first] == ["stage"]
+    assert first[0].describe() == "guest booted: 6.12 (uptime 4s)"
+    with path.open("a") as f:
+        f.write('ent": "progress", "message": "cluster ready"}\nnot json\n')
+    second = reader.poll()
+    assert [e.kind for e in second] == ["progress", "noise"]
+    assert second[0].describe() == "guest: cluster ready"
+    assert len(reader.seen) == 3
+
+
+def test_event_parse_rejects_objects_without_an_event_name() -> None:
+    assert Event.parse(json.dumps({"stage": "x"})).kind == "noise"
+    assert Event.parse("[1, 2]").kind == "noise"
+
+
+# -- where the ipvs checks run ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "kernel_ok", "qemu_path", "use_vm", "skips", "fails"),
+    [
+        ("auto", True, "/usr/bin/qemu", False, False, False),
+        ("auto", False, "/usr/bin/qemu", True, False, False),
+        ("auto", False, None, False, True, False),
+        ("never", False, "/usr/bin/qemu", False, False, False),
+        ("always", True, "/usr/bin/qemu", True, False, False),
+        ("always", True, None, False, False, True),
+    ],
+)
+def test_decide(
+    option: str, kernel_ok: bool, qemu_path: str | None, use_vm: bool, skips: bool, fails: bool
+) -> None:
+    d = plugin_vm.decide(option, kernel_ok, "kernel 6.18 lacks CONFIG_IP_VS", qemu_path)
+    assert (d.use_vm, d.skip_reason is not None, d.error is not None) == (use_vm, skips, fails)
+    if skips:
+        assert "kernel 6.18 lacks CONFIG_IP_VS" in (d.skip_reason or "")
+        assert "qemu-system-x86" in (d.skip_reason or "")
+
+
+def test_decide_under_xdist_skips_with_how_to_run_it() -> None:
+    d = plugin_vm.decide("auto", False, "no ip_vs", "/usr/bin/qemu", xdist=True)
+    assert not d.use_vm and "without -n" in (d.skip_reason or "")
+
+
+def test_decide_rejects_unknown_options() -> None:
+    with pytest.raises(ValueError, match="--ipvs-vm"):
+        plugin_vm.decide("sometimes", False, "", None)
+
+
+def test_guest_args_run_exactly_the_items_with_the_host_image() -> None:
+    args = plugin_vm.guest_args(["labs/test_ipvs.py::test_a", "labs/x.py::t[ipvs]"], "img:1")
+    assert args[:2] == ["labs/test_ipvs.py::test_a", "labs/x.py::t[ipvs]"]
+    assert args[args.index("--node-image") + 1] == "img:1"
+    assert args[args.index("--ipvs-vm") + 1] == "never"  # no VM inside the VM
+    assert args[args.index("--kind-bin") + 1] == guest.KIND_PATH
