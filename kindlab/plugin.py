@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
+from kindlab import plugin_vm
 from kindlab.clusters import Cluster, ClusterManager, ModeUnsupported, read_states
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
@@ -82,12 +83,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the lab report to PATH.md and PATH.json",
     )
+    plugin_vm.add_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.pluginmanager.register(_ReportCollector(config), "kindlab-report")
+    plugin_vm.register(config, lambda message: _say(config, message), _entry)
     if not hasattr(config, "workerinput"):
         config.stash[_run_id_key] = secrets.token_hex(3)
 
@@ -186,6 +189,9 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 def _say(config: pytest.Config, message: str) -> None:
     """Progress on long steps, shown live even while pytest captures output."""
+    sink = config.stash.get(plugin_vm.events_sink_key, None)
+    if sink is not None:  # in a guest: the host shows it
+        sink.emit("progress", message=message)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capman = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or hasattr(config, "workerinput"):
@@ -345,7 +351,13 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     mode = mode_of(request.node)
     if mode == "ipvs":
         # Ask before the session fixture so that an unsupported kernel skips without
-        # building a node image first.
+        # building a node image first. (Where a VM runs them, ipvs items never get here.)
+        vm: plugin_vm.IpvsVm = request.config.pluginmanager.getplugin("kindlab-ipvs-vm")
+        decision = vm.decision_for()
+        if decision.error:
+            pytest.fail(f"kindlab: {decision.error}", pytrace=False)
+        if decision.skip_reason:
+            pytest.skip(decision.skip_reason)
         from kindlab import kernel
 
         support = kernel.host_support(mode)
