@@ -1,7 +1,7 @@
 """The kind driver: find the kind binary, create, list and delete clusters.
 
-Runs the real ``kind`` CLI (through the ``sh`` package, argv lists only) and
-streams its progress to the caller. Never touches the user's
+Runs the real ``kind`` CLI through :mod:`kindlab.proc` (argv lists, a deadline,
+Ctrl-C stops it) and streams its progress to the caller. Never touches the user's
 ``~/.kube/config``: every cluster gets a kubeconfig file of its own.
 """
 
@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import sh
 import yaml
 
-from kindlab.errors import CommandError, PreconditionError
+from kindlab.errors import PreconditionError
 from kindlab.paths import cache_dir
+from kindlab.proc import run
 
 #: The kind release kindlab pins when it has to build kind itself.
 KIND_VERSION = "v0.30.0"
@@ -124,11 +123,8 @@ def install_kind(version: str = KIND_VERSION, *, progress: Progress = _quiet) ->
     gobin.mkdir(parents=True, exist_ok=True)
     argv = [go, "install", "-trimpath", f"{KIND_MODULE}@{version}"]
     progress(f"building kind {version} with Go (once; cached in {cached.parent})")
-    env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
     try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise CommandError(argv, proc.returncode, proc.stdout, proc.stderr)
+        run(argv, env={"GOBIN": str(gobin), "CGO_ENABLED": "0"})
         (gobin / "kind").replace(cached)
     finally:
         shutil.rmtree(gobin, ignore_errors=True)
@@ -143,28 +139,9 @@ class Kind:
         self.progress = progress
 
     def _run(self, args: Sequence[str], *, stream: bool = False, timeout: float = 600) -> str:
-        argv = [str(self.binary), *args]
-        out: list[str] = []
-        err: list[str] = []
-
-        def on_err(line: str) -> None:
-            err.append(line)
-            if stream:
-                self.progress(line.rstrip("\n"))
-
-        try:
-            sh.Command(argv[0])(
-                *argv[1:],
-                _out=out.append,
-                _err=on_err,
-                _timeout=timeout,
-                _env=dict(os.environ),
-            )
-        except sh.ErrorReturnCode as exc:
-            raise CommandError(argv, exc.exit_code, "".join(out), "".join(err)) from exc
-        except sh.TimeoutException as exc:
-            raise CommandError(argv, None, "".join(out), "".join(err), timed_out=True) from exc
-        return "".join(out)
+        """kind's stdout; with ``stream``, its output goes to the progress callback as it comes."""
+        on_line = self.progress if stream else None
+        return run([self.binary, *args], on_line=on_line, timeout=timeout)
 
     def version(self) -> str:
         return self._run(["version"]).strip()
