@@ -7,9 +7,12 @@ ClusterIP rejected by KUBE-IPVS-FILTER with Port Unreachable from the ClusterIP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from kindlab import probes
 from kindlab.expectations import expect
+from kindlab.node import ExecResult, Node
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
 from kindlab.parsers.ipvsadm import parse_ipvsadm
@@ -62,7 +65,39 @@ def test_ping_is_rejected_by_kube_ipvs_filter_from_the_clusterip() -> None:
     assert any(r.target == "KUBE-IPVS-FILTER" for r in filt.chain("INPUT").rules)
 
 
-def test_a_service_without_endpoints_refuses_tcp() -> None:
-    assert read("curl-empty.rc").strip() == "7"  # curl: could not connect (refused)
-    assert "Could not connect to server" in read("curl-empty.err")
-    assert read("proxymode.out") == "ipvs"
+# The capture of each command kindlab runs. They ran the same argv, except proxymode
+# (`curl -s 127.0.0.1:10249/proxyMode`).
+CAPTURE_OF = {
+    ("ipvsadm", "-Ln"): "ipvsadm-Ln",
+    ("curl", "-sS", "--max-time", "5", "http://127.0.0.1:10249/proxyMode"): "proxymode",
+    ("curl", "-sS", "--max-time", "5", f"http://{EMPTY}:80/"): "curl-empty",
+}
+
+
+class CapturedNode(Node):
+    """The captured node: each command kindlab runs is answered with what the real node printed."""
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float | None = None, check: bool = False
+    ) -> ExecResult:
+        probe = CAPTURE_OF[tuple(argv)]
+
+        def part(suffix: str) -> str:
+            path = CAPTURED / f"{probe}{suffix}"
+            return path.read_text() if path.exists() else ""
+
+        code = int(part(".rc") or 0)
+        result = ExecResult(self.name, tuple(argv), code, part(".out"), part(".err"), 0.0)
+        return result.check() if check else result
+
+
+def test_a_service_without_endpoints_is_turned_away_at_once() -> None:
+    node = CapturedNode("kindlab-ipvs-control-plane")
+    assert probes.proxy_mode(node) == "ipvs"
+    service = probes.ipvs(node).service(EMPTY, 80, "TCP")
+    assert service is not None and service.real_servers == ()
+    answer = probes.http(node, EMPTY, 80, "/")
+    # curl's exit 7, not a timeout (28): nothing to connect to. (curl does not say whether
+    # it was refused; the lab's claim 10 asks with a bare TCP connect, which does.)
+    assert (answer.ok, answer.result.exit_code, answer.result.timed_out) == (False, 7, False)
+    assert "Could not connect to server" in answer.error

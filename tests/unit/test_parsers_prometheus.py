@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 from pathlib import Path
 
 import pytest
 
 from kindlab.errors import ParseError
+from kindlab.parsers import prometheus
 from kindlab.parsers.prometheus import parse_prometheus
 
 CAPTURED = Path(__file__).parent.parent / "fixtures" / "captured" / "v1.34.4-nftables"
@@ -46,6 +48,11 @@ def test_sample_lines(
 def test_missing_value_is_none() -> None:
     assert parse_prometheus("up 1\n").value("down") is None
     assert parse_prometheus('x{a="1"} 1\n').value("x", a="2") is None
+
+
+def test_module_docstring_example_runs() -> None:
+    result = doctest.testmod(prometheus)
+    assert result.attempted > 0 and result.failed == 0, result
 
 
 @pytest.mark.parametrize(
