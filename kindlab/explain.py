@@ -16,7 +16,7 @@ from kindlab.kube import Kube
 from kindlab.node import Node
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
 from kindlab.paths import cache_dir
-from kindlab.report import describe_walk
+from kindlab.walk_render import text
 from kindlab.walker import Packet, walk
 
 
@@ -70,8 +70,7 @@ def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
             for p in svc.ports
         ]
         for packet in packets:
-            say(describe_walk(walk(nat, "OUTPUT", packet, local_addresses=view.local)))
-            say("")
+            say(text(walk(nat, "OUTPUT", packet, local_addresses=view.local)))
     elif mode == "nftables":
         table = kube_proxy_table(probes.nft(node))
         if table is not None:

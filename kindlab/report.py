@@ -19,7 +19,8 @@ from typing import Any
 from kindlab import __version__
 from kindlab.evidence import Evidence, trim_lines
 from kindlab.expectations import CLAIMS, claim
-from kindlab.walker import Outcome, WalkResult, format_share
+from kindlab.walk_render import mermaid, text
+from kindlab.walker import WalkResult
 
 OUTCOMES = ("passed", "failed", "not run")
 
@@ -46,7 +47,7 @@ class Finding:
     def walk(self, label: str, result: WalkResult) -> WalkResult:
         """Record a walker result (drawn in the report) and return it."""
         self.walks.append((label, result))
-        self.evidence.note(f"walk: {label}", describe_walk(result))
+        self.evidence.note(f"walk: {label}", text(result))
         return result
 
 
@@ -64,6 +65,8 @@ class Entry:
     reason: str = ""
     evidence: tuple[dict[str, Any], ...] = ()
     walks: tuple[dict[str, Any], ...] = ()
+    #: Where the check ran, when not on the host's Docker ("qemu guest, kernel …, tcg").
+    ran_in: str = ""
 
     @classmethod
     def from_finding(cls, finding: Finding, outcome: str, nodeid: str, reason: str = "") -> Entry:
@@ -78,7 +81,7 @@ class Entry:
             reason=reason,
             evidence=tuple(finding.evidence.to_json(trim=200)),
             walks=tuple(
-                {"label": label, "mermaid": mermaid(result), "walk": result.to_dict()}
+                {"label": label, "mermaid": mermaid(result), "walk": result.to_json()}
                 for label, result in finding.walks
             ),
         )
@@ -95,79 +98,6 @@ class Entry:
                 "walks": tuple(data.get("walks", ())),
             }
         )
-
-
-# -- the walker, drawn ---------------------------------------------------------
-
-
-def describe_walk(result: WalkResult) -> str:
-    """The walk as text: shared path, then each outcome with its share."""
-    lines = [f"{result.packet.describe()} via nat {result.hook}"]
-    for step in result.path:
-        lines.append(f"  {step.chain}: {step.action}  [{step.matched}] {step.raw or ''}".rstrip())
-    for outcome in result.outcomes:
-        lines.append(f"  => {_outcome_label(outcome)}")
-    lines.extend(f"  note: {note}" for note in result.notes)
-    return "\n".join(lines)
-
-
-def _outcome_label(outcome: Outcome) -> str:
-    share = format_share(outcome.share)
-    if outcome.to:
-        return f"{outcome.verdict} to {outcome.to} (share {share})"
-    return f"{outcome.verdict}, no translation (share {share})"
-
-
-def _mm(text: str) -> str:
-    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-
-
-def mermaid(result: WalkResult) -> str:
-    """A Mermaid flowchart of the chains each outcome passes through."""
-    ids: dict[str, str] = {}
-    lines = ["flowchart LR"]
-
-    def node(key: str, label: str) -> str:
-        if key not in ids:
-            ids[key] = f"n{len(ids)}"
-            lines.append(f'  {ids[key]}["{_mm(label)}"]')
-        return ids[key]
-
-    start = node("packet", result.packet.describe())
-    hook = node(f"chain:{result.hook}", f"nat {result.hook}")
-    edges: list[str] = [f"  {start} --> {hook}"]
-    for outcome in result.outcomes:
-        previous = hook
-        for step in outcome.path:
-            if step.rule is None or step.matched not in ("match", "random: taken"):
-                continue
-            target = step.rule.target or ""
-            if step.action.startswith(("jump ", "goto ")):
-                current = node(f"chain:{target}", target)
-                label = format_share(step.share) if step.share is not None else _brief(step)
-            else:
-                continue
-            edge = f'  {previous} -->|"{_mm(label)}"| {current}'
-            if edge not in edges:
-                edges.append(edge)
-            previous = current
-        end = node(f"end:{outcome.verdict}:{outcome.to}", _outcome_label(outcome))
-        edge = f"  {previous} --> {end}"
-        if edge not in edges:
-            edges.append(edge)
-    return "\n".join(lines + edges)
-
-
-def _brief(step: Any) -> str:
-    rule = step.rule
-    parts = []
-    if rule.destination:
-        parts.append(f"{'! ' if rule.destination_negated else ''}-d {rule.destination}")
-    if rule.protocol:
-        parts.append(rule.protocol)
-    if rule.dport:
-        parts.append(f"dpt:{rule.dport}")
-    return " ".join(parts) or "all"
 
 
 # -- rendering -----------------------------------------------------------------
@@ -205,8 +135,9 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
     for e in ordered:
         c = claim(e.claim_id)
         seen = e.observed if e.outcome != "not run" else f"not run: {e.reason}"
+        mode = f"{e.mode} ({e.ran_in})" if e.ran_in else e.mode
         out.append(
-            f"| {c.number} | {c.title} | {e.mode} | {e.kubernetes_version} | "
+            f"| {c.number} | {c.title} | {mode} | {e.kubernetes_version} | "
             f"{_badge(e.outcome)} | {_cell(seen)} |"
         )
     out += ["", *_post_section(ordered), "## Claims", ""]
@@ -231,6 +162,7 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
             if e.outcome == "failed" and e.reason:
                 out.append(f"- Failure: {_cell(e.reason)}")
             out.append(f"- Test: `{e.nodeid}`")
+            out.append(f"- Ran in: {e.ran_in or 'kind on the host Docker engine'}")
             out.append("")
             for walk in e.walks:
                 out += [f"Walk: {walk['label']}", "", "```mermaid", walk["mermaid"], "```", ""]

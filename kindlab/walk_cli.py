@@ -1,16 +1,20 @@
 """``kindlab walk``: follow one packet through an ``iptables-save`` dump.
 
     kindlab walk DUMP --proto tcp|udp|icmp --dst IP [--dport N] [--src IP]
-                      [--hook OUTPUT|PREROUTING] [--local IP ...] [--verbose] [--json]
+                      [--hook OUTPUT|PREROUTING] [--local IP ...] [--max-steps N]
+                      [--verbose] [--json]
 
 Reads the dump (``-`` for stdin), takes its nat table and prints, for a learner,
 each rule the packet meets: the chain, the rule line, why it matched and what
-it did; then every way the walk ends, with its share. ``--verbose`` also shows
-the rules that did not match, and why. ``--json`` prints one object instead::
+it did, and where the walk splits, every way it ends, with its share (see
+:mod:`kindlab.walk_render`). ``--verbose`` also shows the rules that did not
+match, and why. ``--json`` prints one object instead
+(:meth:`kindlab.walker.WalkResult.to_json`)::
 
     {
       "hook": "OUTPUT",
-      "packet": {"src": null, "dst": "10.96.45.17", "proto": "tcp", "dport": 80},
+      "packet": {"src": null, "dst": "10.96.45.17", "proto": "tcp", "dport": 80,
+                 "sport": null, "in_interface": null, "out_interface": null},
       "path": [{"chain": "OUTPUT", "rule": "-A OUTPUT ...", "line": 71,
                 "matched": "match", "action": "jump KUBE-SERVICES", "why": "...",
                 "share": null}, ...],
@@ -18,13 +22,20 @@ the rules that did not match, and why. ``--json`` prints one object instead::
       "determined": true,
       "outcomes": [{"to": "10.244.0.5:8080", "probability": 0.3333333333333333,
                     "share": "1/3", "verdict": "DNAT", "assumptions": [],
-                    "path": [...]}, ...],
+                    "last": 6}, ...],
       "endings": [...],            # every outcome, translated or not
+      "steps": [{"id": 0, "after": null, "position": 1, "chain": "OUTPUT", ...}, ...],
       "notes": ["..."]
     }
 
 ``path`` is what every outcome shares; ``outcomes`` lists only translations
-(empty when nothing is translated). Bad input is one line on stderr, exit 2.
+(empty when nothing is translated). ``steps`` holds every step of every
+outcome's path once: an outcome's path is its ``last`` step, the step that one
+comes ``after``, and so on back to a first step (``after`` null). Listing each
+path whole would grow with the square of the endpoints.
+
+Bad input is one line on stderr, exit 2. A walk that spends its budget of
+``--max-steps`` (rules evaluated plus chain ends) stops with one line, exit 1.
 """
 
 from __future__ import annotations
@@ -38,9 +49,10 @@ from typing import Any, TextIO
 
 from kindlab.errors import KindlabError
 from kindlab.parsers.iptables import parse_iptables_save
-from kindlab.walker import HOOKS, Outcome, Packet, Step, WalkResult, format_share, walk
+from kindlab.walk_render import text
+from kindlab.walker import DEFAULT_MAX_STEPS, HOOKS, Packet, WalkBudgetError, walk
 
-__all__ = ["register_cli", "render", "run"]
+__all__ = ["register_cli", "run"]
 
 PROTOCOLS = ("tcp", "udp", "icmp", "sctp")
 
@@ -76,6 +88,13 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         metavar="IP",
         help="an address of the node, for -m addrtype LOCAL (repeatable; default unknown)",
     )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=DEFAULT_MAX_STEPS,
+        metavar="N",
+        help=f"give up after N rules evaluated and chain ends (default {DEFAULT_MAX_STEPS})",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="also show rules that missed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -87,24 +106,35 @@ class _UsageError(KindlabError):
 
 
 def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
-    """Carry out ``kindlab walk``; returns the exit status (0, or 2 on bad input)."""
+    """Carry out ``kindlab walk``; returns the exit status.
+
+    0, or 1 when the walk spent its budget, or 2 on bad input.
+    """
     out = stdout or sys.stdout
     try:
         packet, hook = _packet(args)
-        text = _read(args.dump)
-        dump = parse_iptables_save(text)
+        dump = parse_iptables_save(_read(args.dump))
         if "nat" not in dump.tables:
             have = ", ".join(dump.tables) or "none"
             raise _UsageError(f"{args.dump}: no nat table in the dump (tables: {have})")
-        result = walk(dump.table("nat"), hook, packet, local_addresses=args.local)
+        result = walk(
+            dump.table("nat"),
+            hook,
+            packet,
+            local_addresses=args.local,
+            max_steps=args.max_steps,
+        )
+    except WalkBudgetError as exc:
+        print(f"kindlab walk: gave up: {exc}; raise --max-steps to go on", file=sys.stderr)
+        return 1
     except KindlabError as exc:
         print(f"kindlab walk: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(result.to_dict(), out, indent=2)
+        json.dump(result.to_json(), out, indent=2)
         out.write("\n")
     else:
-        out.write(render(result, verbose=args.verbose))
+        out.write(text(result, verbose=args.verbose))
     return 0
 
 
@@ -148,82 +178,3 @@ def _read(path: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise _UsageError(f"cannot read {path}: {reason}") from None
-
-
-# --- the learner's view -------------------------------------------------------
-
-
-def render(result: WalkResult, *, verbose: bool = False) -> str:
-    """The walk as text: shared steps, then each ending with its own steps."""
-    lines = [f"Walking {result.packet.describe()} through nat {result.hook}.", ""]
-
-    def steps_of(o: Outcome) -> tuple[Step, ...]:
-        return o.trace if verbose else o.path
-
-    shared = _common_prefix([steps_of(o) for o in result.outcomes])
-    if len(result.outcomes) == 1:
-        lines.append("Path:")
-        lines.extend(_steps(steps_of(result.outcomes[0]), 1, "  "))
-    else:
-        lines.append("Every packet:")
-        lines.extend(_steps(shared, 1, "  "))
-        lines.append("")
-        lines.append(f"Then the walk splits {len(result.outcomes)} ways:")
-        for n, o in enumerate(result.outcomes, start=1):
-            lines.append(f"  ({n}) {_ending(o)}")
-            for a in o.assumptions:
-                lines.append(f"      assuming {a}")
-            lines.extend(_steps(steps_of(o)[len(shared) :], len(shared) + 1, "      "))
-    lines.append("")
-    lines.append("Result: " + _summary(result))
-    if result.notes:
-        lines.append("")
-        lines.append("Notes:")
-        lines.extend(f"  - {n}" for n in result.notes)
-    return "\n".join(lines) + "\n"
-
-
-def _steps(steps: tuple[Step, ...], first: int, indent: str) -> list[str]:
-    lines: list[str] = []
-    for n, s in enumerate(steps, start=first):
-        where = f"line {s.line_no}" if s.line_no is not None else s.matched
-        lines.append(f"{indent}{n:>2}. {s.chain} [{where}]")
-        if s.raw is not None:
-            lines.append(f"{indent}    {s.raw}")
-        share = f" (p={s.share})" if s.share is not None else ""
-        because = f": {s.why}" if s.why else ""
-        lines.append(f"{indent}    {s.matched}{share}{because} -> {s.action}")
-    return lines
-
-
-def _ending(o: Outcome) -> str:
-    if o.verdict == "DNAT":
-        head = f"DNAT to {o.to}"
-    elif o.verdict in ("ACCEPT", "DROP") and o.path and o.path[-1].rule is None:
-        head = f"no translation (policy {o.verdict})"
-    else:
-        head = o.verdict
-    return f"{head}, share {format_share(o.share)}"
-
-
-def _summary(result: WalkResult) -> str:
-    if not result.translated:
-        verdicts = sorted({o.verdict for o in result.outcomes})
-        return f"not translated ({', '.join(verdicts)})" + _undetermined(result)
-    parts = [f"{o.to} {format_share(o.share)}" for o in result.translations]
-    return "translated: DNAT to " + ", ".join(parts) + _undetermined(result)
-
-
-def _undetermined(result: WalkResult) -> str:
-    return "" if result.determined else "; depends on undetermined rules (see assumptions)"
-
-
-def _common_prefix(paths: list[tuple[Step, ...]]) -> tuple[Step, ...]:
-    if not paths:
-        return ()
-    n = 0
-    for steps in zip(*paths, strict=False):
-        if any(s != steps[0] for s in steps[1:]):
-            break
-        n += 1
-    return paths[0][:n]

@@ -20,23 +20,34 @@ chain such as KUBE-MARK-MASQ that only marks), the walk notes it and goes on.
 Otherwise both branches are walked; if they end the same way the note says so,
 and if not, each outcome lists the assumption it depends on.
 
+The walk is a loop over a worklist, not a recursion: a Service with 10000
+endpoints splits it 10000 times and costs time in proportion. Each rule
+evaluated and each chain end is one step; ``max_steps`` bounds them, and a walk
+that spends its budget ends in :class:`WalkBudgetError`, naming the chain where
+it stopped. The outcomes' paths share their common steps (a :class:`Link` to the
+step before), so a walk that splits n ways holds n paths in linear memory.
+
 Schema::
 
     WalkResult
       hook: str                      # "OUTPUT" | "PREROUTING"
       packet: Packet
       path: (Step, ...)              # steps every outcome shares, in order
-      outcomes: (Outcome, ...)       # every way the walk ends
+      outcomes: (Outcome, ...)       # every way the walk ends, in walk order
       notes: (str, ...)              # what could not be evaluated, and why
       translated: bool               # some outcome rewrites the destination
       determined: bool               # no outcome depends on an assumption
       translations: (Outcome, ...)   # the outcomes that DNAT (or REDIRECT)
+      tree(trace=False): (TreeStep, ...)  # every step of every outcome, once
+      to_json(): dict                # see kindlab.walk_cli for its shape
     Outcome
       verdict: str                   # "DNAT", "ACCEPT" (policy), "REJECT", "LOOP", ...
       to: str | None                 # "IP:PORT" for DNAT, else None
       share: Fraction                # exact effective probability
       probability: float             # float(share)
-      path: (Step, ...)              # the full path of this outcome
+      last: Link | None              # the last step of its path
+      last_traced: Link | None       # the last step of its trace
+      path: (Step, ...)              # the full path of this outcome (built from last)
       trace: (Step, ...)             # path plus the rules that did not match
       assumptions: (str, ...)        # undetermined rules this outcome assumes
     Step
@@ -47,6 +58,13 @@ Schema::
       action: str                    # "jump KUBE-SERVICES", "DNAT to 10.244.0.5:8080", ...
       why: str                       # which conditions held, or which did not
       share: Fraction | None         # for random steps: p or 1 - p
+    TreeStep
+      id: int                        # its index in tree(); steps come in walk order
+      after: int | None              # id of the step before it, None for a first step
+      position: int                  # 1-based place in the path of every outcome through it
+      step: Step
+      side: bool                     # one of several ways on from `after`, not the last one
+      endings: (int, ...)            # indices in outcomes of those that end here
 
 Example::
 
@@ -67,8 +85,16 @@ Example::
     [('10.244.0.5:8080', '1/2'), ('10.244.1.3:8080', '1/2')]
     >>> [s.chain for s in result.path]
     ['OUTPUT', 'KUBE-SERVICES']
+    >>> [(t.position, t.step.matched, t.side) for t in result.tree()][2:]
+    [(3, 'random: taken', True), (3, 'random: not taken', False), (4, 'match', False)]
     >>> walk(nat, "OUTPUT", Packet(dst="10.96.0.10", proto="icmp")).translated
     False
+    >>> try:
+    ...     walk(nat, "OUTPUT", Packet(dst="10.96.0.10", proto="tcp", dport=80), max_steps=2)
+    ... except WalkBudgetError as e:
+    ...     print(e)
+    walk stopped in chain KUBE-SVC-X (line 7) after 2 steps, its whole budget: the table \
+is very large or splits the walk too many ways
 """
 
 from __future__ import annotations
@@ -83,17 +109,23 @@ from kindlab.errors import KindlabError
 from kindlab.parsers.iptables import Match, Option, Rule, Table
 
 __all__ = [
+    "DEFAULT_MAX_STEPS",
     "HOOKS",
+    "Link",
     "Outcome",
     "Packet",
     "Step",
+    "TreeStep",
+    "WalkBudgetError",
     "WalkError",
     "WalkResult",
-    "format_share",
     "walk",
 ]
 
 HOOKS = ("OUTPUT", "PREROUTING")
+# About 4 steps per endpoint in a kube-proxy table: room for Services far larger than
+# any real one, and a few seconds at most on a table that splits without end.
+DEFAULT_MAX_STEPS = 500_000
 
 StepKind = Literal[
     "match",
@@ -139,7 +171,25 @@ _MAX_DEPTH = 64
 
 
 class WalkError(KindlabError, ValueError):
-    """The walk cannot start: unknown hook, no such chain, a malformed packet."""
+    """The walk cannot start (unknown hook, no such chain, a malformed packet) or go on."""
+
+
+class WalkBudgetError(WalkError):
+    """The walk spent its ``max_steps`` before every branch had ended.
+
+    ``chain`` and ``line_no`` say where it stopped (``line_no`` is None at a
+    chain's end), ``steps`` is the budget that was spent.
+    """
+
+    def __init__(self, chain: str, line_no: int | None, steps: int) -> None:
+        self.chain = chain
+        self.line_no = line_no
+        self.steps = steps
+        where = f"chain {chain}" + (f" (line {line_no})" if line_no is not None else "")
+        super().__init__(
+            f"walk stopped in {where} after {steps} steps, its whole budget: "
+            "the table is very large or splits the walk too many ways"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +234,17 @@ class Packet:
             src = f"{src}:{self.sport}"
         return f"{self.proto} {src} -> {dst}"
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "proto": self.proto,
+            "dport": self.dport,
+            "sport": self.sport,
+            "in_interface": self.in_interface,
+            "out_interface": self.out_interface,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -205,7 +266,7 @@ class Step:
     def line_no(self) -> int | None:
         return self.rule.line_no if self.rule else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "rule": self.raw,
@@ -217,6 +278,30 @@ class Step:
         }
 
 
+# eq=False: two links are the same only if they are the same object, so that
+# paths can be told apart where they part even when their steps look alike.
+@dataclass(frozen=True, slots=True, eq=False)
+class Link:
+    """A step and the link before it. Outcomes whose paths share steps share links."""
+
+    step: Step
+    before: Link | None
+    position: int  # 1 for the first step of a path
+
+    def steps(self) -> tuple[Step, ...]:
+        """The path that ends here, first step first."""
+        out: list[Step] = []
+        link: Link | None = self
+        while link is not None:
+            out.append(link.step)
+            link = link.before
+        return tuple(reversed(out))
+
+
+def _extend(link: Link | None, step: Step) -> Link:
+    return Link(step, link, link.position + 1 if link else 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """One way the walk ends, with its exact share of the packets."""
@@ -224,9 +309,19 @@ class Outcome:
     verdict: str
     to: str | None
     share: Fraction
-    path: tuple[Step, ...]
-    trace: tuple[Step, ...] = ()
+    last: Link | None
+    last_traced: Link | None = None
     assumptions: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> tuple[Step, ...]:
+        """The rules that matched (or were assumed to), in order."""
+        return self.last.steps() if self.last else ()
+
+    @property
+    def trace(self) -> tuple[Step, ...]:
+        """The path plus the rules that did not match, in order."""
+        return self.last_traced.steps() if self.last_traced else ()
 
     @property
     def probability(self) -> float:
@@ -236,15 +331,28 @@ class Outcome:
     def translated(self) -> bool:
         return self.verdict in _TRANSLATING
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self, last: int | None) -> dict[str, Any]:
+        """JSON-ready; ``last`` is the id of its last step in the walk's tree."""
         return {
             "to": self.to,
             "probability": self.probability,
             "share": str(self.share),
             "verdict": self.verdict,
             "assumptions": list(self.assumptions),
-            "path": [s.to_dict() for s in self.path],
+            "last": last,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TreeStep:
+    """A step of the walk, listed once however many outcomes pass through it."""
+
+    id: int
+    after: int | None
+    position: int
+    step: Step
+    side: bool
+    endings: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,29 +377,84 @@ class WalkResult:
     def determined(self) -> bool:
         return not any(o.assumptions for o in self.outcomes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``outcomes`` lists only the translations (empty when none)."""
+    def tree(self, *, trace: bool = False) -> tuple[TreeStep, ...]:
+        """Every step of every outcome's path (``trace``: its trace) once, in walk order.
+
+        A step comes after the step it follows, and the ways on from a step come
+        in the order of the outcomes; all but the last are ``side`` ways.
+        """
+        return _tree(self.outcomes, trace=trace)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: the walk's steps once each, and the outcomes pointing at their last.
+
+        ``outcomes`` lists only the translations (empty when none), ``endings``
+        every outcome; see :mod:`kindlab.walk_cli` for the shape.
+        """
+        tree = self.tree()
+        last = {k: t.id for t in tree for k in t.endings}
         return {
             "hook": self.hook,
-            "packet": {
-                "src": self.packet.src,
-                "dst": self.packet.dst,
-                "proto": self.packet.proto,
-                "dport": self.packet.dport,
-            },
-            "path": [s.to_dict() for s in self.path],
+            "packet": self.packet.to_json(),
+            "path": [s.to_json() for s in self.path],
             "translated": self.translated,
             "determined": self.determined,
-            "outcomes": [o.to_dict() for o in self.translations],
-            "endings": [o.to_dict() for o in self.outcomes],
+            "outcomes": [
+                o.to_json(last.get(k)) for k, o in enumerate(self.outcomes) if o.translated
+            ],
+            "endings": [o.to_json(last.get(k)) for k, o in enumerate(self.outcomes)],
+            "steps": [
+                {"id": t.id, "after": t.after, "position": t.position, **t.step.to_json()}
+                for t in tree
+            ],
             "notes": list(self.notes),
         }
 
 
-def format_share(share: Fraction) -> str:
-    """``1/3 (33.33%)``; ``1 (100%)``."""
-    pct = f"{float(share) * 100:.2f}".rstrip("0").rstrip(".")
-    return f"{share} ({pct}%)"
+def _tree_links(outcomes: Sequence[Outcome], *, trace: bool) -> list[Link]:
+    """The links of every outcome's path, once each, in walk order.
+
+    Outcomes come in the order of a depth-first walk, so the links an outcome
+    adds to those of the outcomes before it always go at the end.
+    """
+    seen: set[Link] = set()
+    order: list[Link] = []
+    for o in outcomes:
+        new: list[Link] = []
+        link = o.last_traced if trace else o.last
+        while link is not None and link not in seen:
+            new.append(link)
+            seen.add(link)
+            link = link.before
+        order.extend(reversed(new))
+    return order
+
+
+def _tree(outcomes: Sequence[Outcome], *, trace: bool) -> tuple[TreeStep, ...]:
+    links = _tree_links(outcomes, trace=trace)
+    ids = {link: n for n, link in enumerate(links)}
+    last_way: dict[int | None, int] = {}  # step id (None: the start) -> its last way on
+    for n, link in enumerate(links):
+        last_way[ids[link.before] if link.before else None] = n
+    endings: dict[int, list[int]] = {}
+    for k, o in enumerate(outcomes):
+        end = o.last_traced if trace else o.last
+        if end is not None:
+            endings.setdefault(ids[end], []).append(k)
+    tree = []
+    for n, link in enumerate(links):
+        after = ids[link.before] if link.before else None
+        tree.append(
+            TreeStep(
+                id=n,
+                after=after,
+                position=link.position,
+                step=link.step,
+                side=last_way[after] != n,
+                endings=tuple(endings.get(n, ())),
+            )
+        )
+    return tuple(tree)
 
 
 def walk(
@@ -300,17 +463,20 @@ def walk(
     packet: Packet,
     *,
     local_addresses: Iterable[str] | None = None,
-    max_evaluations: int = 200_000,
+    max_steps: int = DEFAULT_MAX_STEPS,
 ) -> WalkResult:
     """Walk ``packet`` through ``nat`` from the built-in chain ``hook``.
 
     ``local_addresses``: the node's own addresses, for ``-m addrtype --dst-type
     LOCAL``; None means unknown (loopback addresses are always local).
-    ``max_evaluations`` bounds the work on pathological tables.
-    Raises :class:`WalkError` for an unknown hook or a hook chain missing from the table.
+    ``max_steps`` bounds the work: rules evaluated plus chain ends, over all branches.
+    Raises :class:`WalkError` for an unknown hook or a hook chain missing from the
+    table, and :class:`WalkBudgetError` when the budget is spent.
     """
     if hook not in HOOKS:
         raise WalkError(f"hook must be one of {', '.join(HOOKS)}, got {hook!r}")
+    if max_steps < 1:
+        raise WalkError(f"max_steps must be at least 1, got {max_steps}")
     chain = nat.chains.get(hook)
     if chain is None:
         raise WalkError(
@@ -319,7 +485,7 @@ def walk(
         )
     if not chain.builtin:
         raise WalkError(f"chain {hook} in table {nat.name!r} is not a built-in chain")
-    walker = _Walker(nat, hook, packet, local_addresses, max_evaluations)
+    walker = _Walker(nat, hook, packet, local_addresses, max_steps)
     if nat.name != "nat":
         walker.note(f"table {nat.name!r} is not the nat table; walked it anyway")
     start = _State(stack=(_Frame(hook, 0, (hook,)),), share=Fraction(1))
@@ -327,7 +493,7 @@ def walk(
     return WalkResult(
         hook=hook,
         packet=packet,
-        path=_common_prefix([o.path for o in outcomes]),
+        path=_shared_path(outcomes),
         outcomes=outcomes,
         notes=tuple(walker.notes),
     )
@@ -349,14 +515,31 @@ class _Frame:
 class _State:
     stack: tuple[_Frame, ...]
     share: Fraction
-    path: tuple[Step, ...] = ()
-    trace: tuple[Step, ...] = ()
+    path: Link | None = None
+    trace: Link | None = None
     assumptions: tuple[str, ...] = ()
 
     def add(self, step: Step) -> _State:
-        path = self.path if step.matched == "no match" else (*self.path, step)
-        return replace(self, path=path, trace=(*self.trace, step))
+        path = self.path if step.matched == "no match" else _extend(self.path, step)
+        return replace(self, path=path, trace=_extend(self.trace, step))
 
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """Worklist marker: the outcomes that follow go to a fresh list."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Join:
+    """Worklist marker: both ways of an undetermined rule have ended; weigh them."""
+
+    where: str
+    why: str
+    at: int  # where the "did not match" assumption goes in the outcomes' lists
+    assume_no: str
+
+
+_Work = _State | Outcome | _Open | _Join
 
 Tri = Literal["yes", "no", "unknown"]
 
@@ -374,8 +557,9 @@ class _Walker:
     hook: str
     packet: Packet
     local: Iterable[str] | None
-    budget: int
-    notes: list[str] = field(default_factory=list)
+    max_steps: int
+    steps: int = 0
+    _notes: dict[str, None] = field(default_factory=dict)  # an ordered set
     _local: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] | None = None
     _decides_cache: dict[str, bool] = field(default_factory=dict)
 
@@ -386,19 +570,54 @@ class _Walker:
             except ValueError as e:
                 raise WalkError(f"local addresses must be IP addresses: {e}") from None
 
+    @property
+    def notes(self) -> list[str]:
+        return list(self._notes)
+
     def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
+        self._notes[text] = None
 
     # -- the walk --
 
-    def run(self, state: _State) -> list[Outcome]:
+    def run(self, start: _State) -> list[Outcome]:
+        """Walk every branch from ``start``, depth first, taken ways before passed ones.
+
+        The worklist is a stack: a state to walk on, an outcome to collect, or a
+        marker that opens (``_Open``) or weighs (``_Join``) the two ways of an
+        undetermined rule, whose outcomes are collected apart until both have ended.
+        """
+        work: list[_Work] = [start]
+        collected: list[list[Outcome]] = [[]]
+        while work:
+            item = work.pop()
+            if isinstance(item, Outcome):
+                collected[-1].append(item)
+            elif isinstance(item, _Open):
+                collected.append([])
+            elif isinstance(item, _Join):
+                no = collected.pop()
+                yes = collected.pop()
+                collected[-1].extend(self._join(item, yes, no))
+            else:
+                self._advance(item, work)
+        (outcomes,) = collected
+        return outcomes
+
+    def _spend(self, chain: str, rule: Rule | None) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise WalkBudgetError(chain, rule.line_no if rule else None, self.max_steps)
+
+    def _advance(self, state: _State, work: list[_Work]) -> None:
+        """Walk ``state`` on until it ends or splits; push what comes of it on ``work``."""
         while True:
             frame = state.stack[-1]
             chain = self.table.chains[frame.chain]
             if frame.index >= len(chain.rules):
+                self._spend(chain.name, None)
                 if len(state.stack) == 1:
-                    return [self._policy(state, chain.name, "end of the chain")]
+                    work.append(self._policy(state, "end of the chain"))
+                    return
                 caller = state.stack[-2].chain
                 state = replace(state, stack=state.stack[:-1]).add(
                     Step(
@@ -407,12 +626,8 @@ class _Walker:
                 )
                 continue
             rule = chain.rules[frame.index]
+            self._spend(chain.name, rule)
             state = replace(state, stack=(*state.stack[:-1], replace(frame, index=frame.index + 1)))
-            self.budget -= 1
-            if self.budget < 0:
-                raise WalkError(
-                    "walk gave up: too many rule evaluations (a huge table, or too many branches)"
-                )
             check = self._evaluate(rule)
             if check.state == "no":
                 state = state.add(Step(chain.name, rule, "no match", "skip", check.why))
@@ -420,15 +635,19 @@ class _Walker:
             if check.state == "yes" and check.probability is None:
                 state, ended = self._apply(state, rule, "match", check.why)
                 if ended is not None:
-                    return [ended]
+                    work.append(ended)
+                    return
                 continue
-            if check.state == "yes" and check.probability is not None:
-                return self._random(state, rule, check)
-            state, outcomes = self._undetermined(state, rule, check)
-            if outcomes is not None:
-                return outcomes
+            if check.state == "yes":
+                going_on = self._random(state, rule, check, work)
+            else:
+                going_on = self._undetermined(state, rule, check, work)
+            if going_on is None:
+                return
+            state = going_on
 
-    def _random(self, state: _State, rule: Rule, check: _Check) -> list[Outcome]:
+    def _random(self, state: _State, rule: Rule, check: _Check, work: list[_Work]) -> _State | None:
+        """Split on a random rule (pushing both ways), or go on if its target cannot matter."""
         p = check.probability
         assert p is not None  # guarded by the caller
         if not self._decides(rule):
@@ -436,51 +655,61 @@ class _Walker:
                 f"line {rule.line_no}: random rule whose target {rule.target} cannot change "
                 "the verdict; not branched"
             )
-            step = Step(rule.chain, rule, "random: taken", self._action(rule), check.why, p)
-            return self.run(state.add(step))
-        outcomes: list[Outcome] = []
+            return state.add(
+                Step(rule.chain, rule, "random: taken", self._action(rule), check.why, p)
+            )
+        # Pushed in reverse: the taken way is walked first.
+        if p < 1:
+            work.append(
+                replace(state, share=state.share * (1 - p)).add(
+                    Step(rule.chain, rule, "random: not taken", "continue", check.why, 1 - p)
+                )
+            )
         if p > 0:
             taken = replace(state, share=state.share * p)
             taken, ended = self._apply(taken, rule, "random: taken", check.why, p)
-            outcomes.extend([ended] if ended is not None else self.run(taken))
-        if p < 1:
-            passed = replace(state, share=state.share * (1 - p)).add(
-                Step(rule.chain, rule, "random: not taken", "continue", check.why, 1 - p)
-            )
-            outcomes.extend(self.run(passed))
-        return outcomes
+            work.append(ended if ended is not None else taken)
+        return None
 
     def _undetermined(
-        self, state: _State, rule: Rule, check: _Check
-    ) -> tuple[_State, list[Outcome] | None]:
+        self, state: _State, rule: Rule, check: _Check, work: list[_Work]
+    ) -> _State | None:
+        """Walk both ways of a rule it cannot decide, or go on if its target cannot matter."""
         where = f"line {rule.line_no} ({rule.chain})"
         if not self._decides(rule):
             self.note(
                 f"{where}: undetermined ({check.why}); its target {rule.target} cannot "
                 "change the verdict, so the walk goes on"
             )
-            step = Step(rule.chain, rule, "undetermined", f"{self._action(rule)}?", check.why)
-            return state.add(step), None
-        # Walk both ways; keep one if they end alike, both with assumptions if not.
-        at = len(state.assumptions)
+            return state.add(
+                Step(rule.chain, rule, "undetermined", f"{self._action(rule)}?", check.why)
+            )
         assume_yes = f"{where} matched: {check.why}"
-        assume_no = f"{where} did not match: {check.why}"
         taken = replace(state, assumptions=(*state.assumptions, assume_yes))
         if check.probability is not None:
             taken = replace(taken, share=taken.share * check.probability)
         taken, ended = self._apply(taken, rule, "undetermined", f"assumed to match: {check.why}")
-        yes = [ended] if ended is not None else self.run(taken)
         passed = state.add(Step(rule.chain, rule, "undetermined", "continue", check.why))
-        no = self.run(passed)
+        join = _Join(
+            where, check.why, len(state.assumptions), f"{where} did not match: {check.why}"
+        )
+        # Popped in reverse: open, the matched way, open, the passed way, join.
+        work.extend([join, passed, _Open(), ended if ended is not None else taken, _Open()])
+        return None
+
+    def _join(self, join: _Join, yes: list[Outcome], no: list[Outcome]) -> list[Outcome]:
+        """Keep one way if both end alike; both, each with its assumption, if not."""
         if _signature(yes) == _signature(no):
-            self.note(f"{where}: undetermined ({check.why}); the verdict is the same either way")
-            return state, no
-        self.note(f"{where}: undetermined ({check.why}); the outcomes depend on it")
-        no = [
-            replace(o, assumptions=(*o.assumptions[:at], assume_no, *o.assumptions[at:]))
+            self.note(
+                f"{join.where}: undetermined ({join.why}); the verdict is the same either way"
+            )
+            return no
+        self.note(f"{join.where}: undetermined ({join.why}); the outcomes depend on it")
+        at = join.at
+        return yes + [
+            replace(o, assumptions=(*o.assumptions[:at], join.assume_no, *o.assumptions[at:]))
             for o in no
         ]
-        return state, yes + no
 
     def _apply(
         self,
@@ -492,9 +721,8 @@ class _Walker:
     ) -> tuple[_State, Outcome | None]:
         """Carry out the rule's target; an Outcome when the walk ends here."""
         target = rule.target
-        chain = rule.chain
         action = self._action(rule)
-        step = Step(chain, rule, kind, action, why, share)
+        step = Step(rule.chain, rule, kind, action, why, share)
         if target is None:
             return state.add(step), None
         if target in self.table.chains:
@@ -514,7 +742,7 @@ class _Walker:
         if target == "RETURN":
             state = state.add(step)
             if len(state.stack) == 1:
-                return state, self._policy(state, chain, "RETURN from the built-in chain")
+                return state, self._policy(state, "RETURN from the built-in chain")
             return replace(state, stack=state.stack[:-1]), None
         if target == "DNAT":
             return state, self._end(state.add(step), "DNAT", self._dnat_to(rule))
@@ -528,11 +756,10 @@ class _Walker:
         self.note(f"line {rule.line_no}: unknown target {target}; the walk stops there")
         return state, self._end(state.add(step), target, None)
 
-    def _policy(self, state: _State, chain: str, why: str) -> Outcome:
+    def _policy(self, state: _State, why: str) -> Outcome:
         base = self.table.chains[state.stack[0].chain]
         policy = base.policy or "ACCEPT"
         step = Step(base.name, None, "policy", f"policy {policy}", why)
-        del chain  # the policy is always the hook chain's
         return self._end(state.add(step), policy, None)
 
     def _end(self, state: _State, verdict: str, to: str | None) -> Outcome:
@@ -576,22 +803,32 @@ class _Walker:
         return True
 
     def _chain_decides(self, name: str) -> bool:
+        """Can a rule that ends the walk be reached from chain ``name``?"""
         if name in self._decides_cache:
             return self._decides_cache[name]
-        self._decides_cache[name] = False  # breaks recursion; a loop is caught when walked
+        seen = {name}
+        todo = [name]
         decides = False
-        for rule in self.table.chains[name].rules:
-            target = rule.target
-            if target is None or target in _CONTINUE or target == "RETURN":
-                continue
-            if target in self.table.chains:
-                if self._chain_decides(target):
+        while todo and not decides:
+            for rule in self.table.chains[todo.pop()].rules:
+                target = rule.target
+                if target is None or target in _CONTINUE or target == "RETURN":
+                    continue
+                if target not in self.table.chains:
                     decides = True
                     break
-                continue
-            decides = True
-            break
-        self._decides_cache[name] = decides
+                known = self._decides_cache.get(target)
+                if known:
+                    decides = True
+                    break
+                if known is None and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        if decides:
+            self._decides_cache[name] = True
+        else:
+            # Nothing reachable from here decides, so nothing reachable from them does.
+            self._decides_cache.update(dict.fromkeys(seen, False))
         return decides
 
     # -- matching --
@@ -869,13 +1106,20 @@ def _signature(outcomes: Sequence[Outcome]) -> list[tuple[str, str, Fraction]]:
     return sorted((o.verdict, o.to or "", o.share) for o in outcomes)
 
 
-def _common_prefix(paths: Sequence[tuple[Step, ...]]) -> tuple[Step, ...]:
-    if not paths:
+def _shared_path(outcomes: Sequence[Outcome]) -> tuple[Step, ...]:
+    """The steps every outcome's path begins with."""
+    if not outcomes:
         return ()
-    prefix: list[Step] = []
-    for steps in zip(*paths, strict=False):
-        first = steps[0]
-        if any(s != first for s in steps[1:]):
+    tree = _tree_links(outcomes, trace=False)
+    ways: dict[Link | None, int] = {}
+    for link in tree:
+        ways[link.before] = ways.get(link.before, 0) + 1
+    shared: list[Step] = []
+    for link in tree:
+        # The links come in walk order: the shared ones first, one way on from each.
+        if ways.get(link.before) != 1:
             break
-        prefix.append(first)
-    return tuple(prefix)
+        shared.append(link.step)
+        if ways.get(link, 0) != 1:
+            break
+    return tuple(shared)

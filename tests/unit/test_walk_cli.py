@@ -58,9 +58,17 @@ def test_text_output_for_a_learner() -> None:
     assert code == 0
     assert "Walking tcp ? -> 10.96.45.17:80 through nat OUTPUT." in out
     assert '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in out
-    assert "Then the walk splits 3 ways:" in out
-    assert "(1) DNAT to 10.244.0.5:8080, share 1/3 (33.33%)" in out
     assert "random: taken (p=1/3)" in out
+    assert "random: not taken (p=2/3)" in out
+    # The first two endpoints are side branches (marked "|"); the walk goes on after each.
+    endings = [line for line in out.splitlines() if "=> (" in line]
+    assert endings == [
+        "|       => (1) DNAT to 10.244.0.5:8080, share 1/3 (33.33%)",
+        "|       => (2) DNAT to 10.244.1.3:8080, share 1/3 (33.33%)",
+        "    => (3) DNAT to 10.244.2.4:8080, share 1/3 (33.33%)",
+    ]
+    # Each step is shown once, however many endings share it.
+    assert out.count("-j KUBE-SVC-CDGGSHYLG3RE2FKL\n") == 1
     assert "Result: translated: DNAT to 10.244.0.5:8080 1/3 (33.33%)" in out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kindlab.parsers.iptables import Table, parse_iptables_save
-from kindlab.walker import Packet, WalkError, WalkResult, format_share, walk
+from kindlab.walker import Packet, WalkError, WalkResult, walk
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "iptables"
 DUMPS = sorted(p.name for p in FIXTURES.glob("*.out"))
@@ -464,9 +464,3 @@ def test_walk_errors() -> None:
 def test_bad_packets(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(WalkError, match=message):
         Packet(**kwargs)  # type: ignore[arg-type]
-
-
-def test_format_share() -> None:
-    assert format_share(Fraction(1, 3)) == "1/3 (33.33%)"
-    assert format_share(Fraction(1)) == "1 (100%)"
-    assert format_share(Fraction(1, 2)) == "1/2 (50%)"

@@ -1,0 +1,178 @@
+"""How a walk is shown: as text for a learner, and as a Mermaid flowchart for the report.
+
+One rendering for every caller: ``kindlab walk``, ``kindlab explain``, the
+evidence a lab check records and the report's charts. (JSON is
+:meth:`kindlab.walker.WalkResult.to_json`.)
+
+Both draw the walk's tree (:meth:`~kindlab.walker.WalkResult.tree`), in which a
+step that many outcomes share appears once, so the output grows with the table,
+not with the number of endpoints times the length of their paths. In the text, a
+walk that splits shows each way but the last as a side branch, marked ``|`` at
+the left, which ends before the walk goes on with the last way::
+
+     4. KUBE-SVC-X [line 7]
+        -A KUBE-SVC-X -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A
+        random: taken (p=1/2): random, probability 0.50000000000 -> jump KUBE-SEP-A
+     |   5. KUBE-SEP-A [line 5]
+     |      ...
+     |   => (1) DNAT to 10.244.0.5:8080, share 1/2 (50%)
+     4. KUBE-SVC-X [line 7]
+        ...
+        random: not taken (p=1/2): random, probability 0.50000000000 -> continue
+
+Example::
+
+    >>> from kindlab.parsers.iptables import parse_iptables_save
+    >>> from kindlab.walker import Packet, walk
+    >>> nat = parse_iptables_save('''*nat
+    ... :OUTPUT ACCEPT [0:0]
+    ... -A OUTPUT -d 10.96.0.10/32 -p tcp -m statistic --mode random --probability 0.5 \
+-j DNAT --to-destination 10.244.0.5:8080
+    ... -A OUTPUT -d 10.96.0.10/32 -p tcp -j DNAT --to-destination 10.244.1.3:8080
+    ... COMMIT
+    ... ''').table("nat")
+    >>> result = walk(nat, "OUTPUT", Packet(dst="10.96.0.10", proto="tcp", dport=80))
+    >>> print(text(result).split("Result: ")[1].splitlines()[0])
+    translated: DNAT to 10.244.0.5:8080 1/2 (50%), 10.244.1.3:8080 1/2 (50%)
+    >>> print(mermaid(result))  # doctest: +NORMALIZE_WHITESPACE
+    flowchart LR
+      n0["tcp ? -#gt; 10.96.0.10:80"]
+      n1["nat OUTPUT"]
+      n2["DNAT to 10.244.0.5:8080, share 1/2 (50%)"]
+      n3["DNAT to 10.244.1.3:8080, share 1/2 (50%)"]
+      n0 --> n1
+      n1 --> n2
+      n1 --> n3
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from kindlab.walker import Outcome, Step, WalkResult
+
+__all__ = ["describe_outcome", "format_share", "mermaid", "text"]
+
+
+def format_share(share: Fraction) -> str:
+    """``1/3 (33.33%)``; ``1 (100%)``.
+
+    >>> format_share(Fraction(1, 3)), format_share(Fraction(1))
+    ('1/3 (33.33%)', '1 (100%)')
+    """
+    pct = f"{float(share) * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{share} ({pct}%)"
+
+
+def describe_outcome(outcome: Outcome) -> str:
+    """``DNAT to 10.244.0.5:8080, share 1/3 (33.33%)``; ``no translation (policy ACCEPT), …``."""
+    last = outcome.last.step if outcome.last else None
+    if outcome.verdict == "DNAT":
+        head = f"DNAT to {outcome.to}"
+    elif outcome.verdict == "REDIRECT":
+        head = "REDIRECT to this host"
+    elif last is not None and last.matched == "policy":
+        head = f"no translation (policy {outcome.verdict})"
+    else:
+        head = f"{outcome.verdict}, no translation"
+    return f"{head}, share {format_share(outcome.share)}"
+
+
+def text(result: WalkResult, *, verbose: bool = False) -> str:
+    """The walk for a learner: each step once, side branches marked, then the result.
+
+    ``verbose`` also shows the rules that did not match, and why.
+    """
+    lines = [f"Walking {result.packet.describe()} through nat {result.hook}.", ""]
+    levels: dict[int, int] = {}
+    for t in result.tree(trace=verbose):
+        level = (levels[t.after] if t.after is not None else 0) + (1 if t.side else 0)
+        levels[t.id] = level
+        pad = "|   " * level
+        lines.extend(pad + line for line in _step(t.position, t.step))
+        for k in t.endings:
+            outcome = result.outcomes[k]
+            lines.append(f"{pad}    => ({k + 1}) {describe_outcome(outcome)}")
+            lines.extend(f"{pad}       assuming {a}" for a in outcome.assumptions)
+    lines += ["", "Result: " + _summary(result)]
+    if result.notes:
+        lines += ["", "Notes:"]
+        lines.extend(f"  - {n}" for n in result.notes)
+    return "\n".join(lines) + "\n"
+
+
+def _step(position: int, s: Step) -> list[str]:
+    where = f"line {s.line_no}" if s.line_no is not None else s.matched
+    lines = [f"{position:>3}. {s.chain} [{where}]"]
+    if s.raw is not None:
+        lines.append(f"     {s.raw}")
+    share = f" (p={s.share})" if s.share is not None else ""
+    because = f": {s.why}" if s.why else ""
+    lines.append(f"     {s.matched}{share}{because} -> {s.action}")
+    return lines
+
+
+def _summary(result: WalkResult) -> str:
+    undetermined = "" if result.determined else "; depends on undetermined rules (see assumptions)"
+    if not result.translated:
+        verdicts = sorted({o.verdict for o in result.outcomes})
+        return f"not translated ({', '.join(verdicts)})" + undetermined
+    parts = [f"{o.to or 'this host'} {format_share(o.share)}" for o in result.translations]
+    return "translated: DNAT to " + ", ".join(parts) + undetermined
+
+
+def mermaid(result: WalkResult) -> str:
+    """A Mermaid flowchart: the chains the walk goes through, and how each way ends.
+
+    An edge is a rule in one chain that jumps (or goes) to another, labelled with
+    its share when it is random; each outcome hangs off the chain it ended in.
+    """
+    ids: dict[str, str] = {}
+    nodes = ["flowchart LR"]
+    edges: dict[str, None] = {}  # an ordered set
+
+    def node(key: str, label: str) -> str:
+        if key not in ids:
+            ids[key] = f"n{len(ids)}"
+            nodes.append(f'  {ids[key]}["{_mm(label)}"]')
+        return ids[key]
+
+    def chain(name: str) -> str:
+        return node(f"chain:{name}", f"nat {name}" if name == result.hook else name)
+
+    edges[f"  {node('packet', result.packet.describe())} --> {chain(result.hook)}"] = None
+    for t in result.tree():
+        s = t.step
+        entered = s.matched in ("match", "random: taken", "undetermined")
+        if s.rule is None or not entered or not s.action.startswith(("jump ", "goto ")):
+            continue
+        if s.action.endswith("?"):  # undetermined, and not followed: it cannot matter
+            continue
+        label = format_share(s.share) if s.share is not None else _brief(s)
+        if s.matched == "undetermined":
+            label = f"assumed: {label}"
+        target = s.rule.target or ""
+        edges[f'  {chain(s.chain)} -->|"{_mm(label)}"| {chain(target)}'] = None
+    for k, outcome in enumerate(result.outcomes):
+        last = outcome.last.step.chain if outcome.last else result.hook
+        end = node(f"end:{k}", describe_outcome(outcome))
+        edges[f"  {chain(last)} --> {end}"] = None
+    return "\n".join(nodes + list(edges))
+
+
+def _mm(label: str) -> str:
+    return label.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _brief(step: Step) -> str:
+    rule = step.rule
+    if rule is None:
+        return "all"
+    parts = []
+    if rule.destination:
+        parts.append(f"{'! ' if rule.destination_negated else ''}-d {rule.destination}")
+    if rule.protocol:
+        parts.append(rule.protocol)
+    if rule.dport:
+        parts.append(f"dpt:{rule.dport}")
+    return " ".join(parts) or "all"
