@@ -86,6 +86,60 @@ def test_failed_check_carries_its_evidence_and_lands_in_the_report(
     assert "❌ failed" in report.with_suffix(".md").read_text()
 
 
+def test_a_skip_or_an_error_in_a_fixture_lands_in_the_report(pytester: pytest.Pytester) -> None:
+    # As a check sees it when its cluster cannot be had: the fixture skips (no IP_VS) or
+    # fails (a precondition, or kind itself) before the test body runs.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def no_ipvs():
+            pytest.skip("ipvs mode cannot run here: kernel lacks CONFIG_IP_VS")
+
+        @pytest.fixture
+        def no_docker():
+            pytest.fail("kindlab: no Docker engine answers", pytrace=False)
+
+        @pytest.fixture
+        def kind_fails():
+            raise RuntimeError("kind create cluster: exit 1")
+
+        @pytest.mark.claim("ipvs-interface")
+        @pytest.mark.ipvs
+        def test_skipped_in_setup(no_ipvs):
+            pass
+
+        @pytest.mark.claim("nftables-table")
+        @pytest.mark.nftables
+        def test_precondition_in_setup(no_docker):
+            pass
+
+        @pytest.mark.claim("iptables-rules")
+        @pytest.mark.iptables
+        def test_error_in_setup(kind_fails):
+            pass
+        """
+    )
+    report = pytester.path / "out" / "lab"
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--kindlab-report={report}")
+    result.assert_outcomes(skipped=1, errors=2)
+    doc = json.loads(report.with_suffix(".json").read_text())
+    assert doc["summary"] == {"passed": 0, "failed": 2, "not run": 1}
+    rows = {e["claim_id"]: (e["mode"], e["outcome"], e["reason"]) for e in doc["entries"]}
+    assert rows["ipvs-interface"] == (
+        "ipvs",
+        "not run",
+        "ipvs mode cannot run here: kernel lacks CONFIG_IP_VS",
+    )
+    assert rows["nftables-table"] == ("nftables", "failed", "kindlab: no Docker engine answers")
+    mode, outcome, reason = rows["iptables-rules"]
+    assert (mode, outcome) == ("iptables", "failed")
+    assert "RuntimeError: kind create cluster: exit 1" in reason
+    markdown = report.with_suffix(".md").read_text()
+    assert "Not run: ipvs mode cannot run here: kernel lacks CONFIG_IP_VS" in markdown
+
+
 def test_cluster_fixture_needs_one_mode_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
