@@ -64,6 +64,9 @@ def test_clusterip_gets_no_echo_reply_while_its_port_answers(
         f"ping {web.cluster_ip}: {probes.summarize_ping(ping)}; "
         f"TCP {web.cluster_ip}:{port} {served}"
     )
+    assert ping.transmitted > 0, finding.explain(
+        "ping sent no echo request, so its silence shows nothing"
+    )
     assert ping.answered is expectation.facts["answered"], finding.explain(
         "the ClusterIP answered ping in iptables mode"
     )

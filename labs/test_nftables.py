@@ -23,10 +23,15 @@ def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
     web = samples.web
     port = web.port("http").port
     ping_expectation = expect("ping-clusterip", "nftables", finding.kubernetes_version)
+    wanted_error = ping_expectation.facts.get("icmp_error")
+    view = probes.local_view(node)
+    # kube-proxy's reject rule runs on the node, on the way out: the node itself answers,
+    # with its own address (in ipvs mode the ClusterIP is local and answers as itself).
+    rejected_by = f", sent by the node itself ({view.address}), not by the ClusterIP"
     finding.expected = (
         f"`ip kube-proxy` lists {web.cluster_ip} in @cluster-ips and maps "
         f"{web.cluster_ip} . tcp . {port} in @service-ips; TCP answered by a pod; "
-        f"ping: {ping_expectation.text}"
+        f"ping: {ping_expectation.text}{rejected_by if wanted_error else ''}"
     )
     table = kube_proxy_table(probes.nft(node))
     assert table is not None, finding.explain("there is no `ip kube-proxy` table")
@@ -48,19 +53,26 @@ def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
         f"{[e.text for e in entries.service_ips]}; reject rules on @cluster-ips: "
         f"{[f'{r.chain}: {r.text}' for r in rejecting]}; TCP: "
         f"{'answered by pod ' + answer.body if answer.ok else answer.error}; ping: "
-        f"{probes.summarize_ping(ping)}"
+        f"{probes.summarize_ping(ping)}; the node is {view.address}"
     )
     assert entries.cluster_ips, finding.explain("the ClusterIP is not in @cluster-ips")
     assert any(e.key == (web.cluster_ip, "tcp", str(port)) for e in entries.service_ips), (
         finding.explain("@service-ips does not map the ClusterIP's TCP port")
     )
     assert answer.ok and answer.body in pods, finding.explain("TCP was not answered by a pod")
+    assert ping.transmitted > 0, finding.explain(
+        "ping sent no echo request, so nothing was there to be rejected"
+    )
     assert ping.answered is ping_expectation.facts["answered"], finding.explain(
         "ping to the ClusterIP was answered"
     )
-    wanted_error = ping_expectation.facts.get("icmp_error")
     if wanted_error:
         assert any(wanted_error in e.message for e in ping.icmp_errors), finding.explain(
             f"ping did not get {wanted_error}"
+        )
+        strangers = [ip for ip in ping.errors_from if ip not in view.local]
+        assert not strangers, finding.explain(
+            f"the ICMP errors came from {', '.join(strangers)}, not from the node itself: "
+            "something other than kube-proxy's rule on the node turned the ping away"
         )
         assert rejecting, finding.explain("no rule rejects traffic to @cluster-ips")
