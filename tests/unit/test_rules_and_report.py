@@ -10,7 +10,7 @@ import pytest
 
 from kindlab.evidence import Evidence
 from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
-from kindlab.report import Entry, Finding, mermaid, render_json, render_markdown
+from kindlab.report import Entry, Finding, render_json, render_markdown
 from kindlab.rules import (
     even_split,
     hook_jumps,
@@ -19,6 +19,7 @@ from kindlab.rules import (
     reject_rules,
     service_rules,
 )
+from kindlab.walk_render import mermaid
 from kindlab.walker import Packet, walk
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "iptables"
