@@ -32,6 +32,8 @@ Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
 
 VM_CHOICES = ("auto", "always", "never")
+#: KINDLAB_TIMEOUT_SCALE in a guest under TCG (see kindlab.timing).
+TCG_TIMEOUT_SCALE = 4
 #: The property of a report that says where its check ran (set on the host).
 RAN_IN_PROPERTY = "kindlab-ran-in"
 events_sink_key = pytest.StashKey["EventSink"]()
@@ -214,9 +216,11 @@ class IpvsVm:
             inifile = Path(str(config.inipath)) if config.inipath else None
             sources = payload_sources(rootdir, self.items, inifile)
             args = guest_args([i.nodeid for i in self.items], node_image)
+            # everything is several times slower under emulation: so are the waits
+            files = {"timeout-scale": "1" if accel.name == "kvm" else str(TCG_TIMEOUT_SCALE)}
             self._run = vm.GuestRun(
                 disk,
-                lambda dest: vm.payload_disk(dest, sources, args),
+                lambda dest: vm.payload_disk(dest, sources, args, files),
                 accel,
                 cpus=config.getoption("vm_cpus"),
                 memory=config.getoption("vm_memory"),

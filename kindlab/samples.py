@@ -11,6 +11,7 @@ from kindlab.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
 from kindlab.node import Node
 from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
+from kindlab.timing import scaled
 
 NAMESPACE = "kindlab-lab"
 #: Replicas of the ``web`` Deployment (labs/manifests/web.yaml).
@@ -34,14 +35,15 @@ def deploy_samples(
     manifests: Path | None = None,
     namespace: str = NAMESPACE,
     progress: Callable[[str], None] = lambda _: None,
-    timeout: float = 240,
+    timeout: float | None = None,
 ) -> Samples:
     """Apply the sample manifests into ``namespace`` and wait for the endpoints."""
     docs = load_manifests(manifests or manifests_dir())
     kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab"})
     kube.apply(docs, namespace=namespace)
     progress(f"waiting for {WEB_REPLICAS} ready endpoints of {namespace}/web")
-    web = kube.wait_service_endpoints(namespace, "web", WEB_REPLICAS, timeout=timeout)
+    wait = scaled(240) if timeout is None else timeout
+    web = kube.wait_service_endpoints(namespace, "web", WEB_REPLICAS, timeout=wait)
     empty = kube.service(namespace, "empty")
     return Samples(namespace=namespace, web=web, empty=empty)
 
@@ -75,14 +77,20 @@ def proxy_synced(metrics: Metrics, since: float, now: float) -> tuple[bool, str]
     return caught_up and informed, state
 
 
-def wait_proxy_synced(nodes: Iterable[Node], *, since: float, timeout: float = 90) -> None:
+def wait_proxy_synced(
+    nodes: Iterable[Node], *, since: float, timeout: float | None = None
+) -> list[str]:
     """Wait until kube-proxy on every node has synced the changes made up to ``since``.
 
     The API saying "endpoints ready" is not kube-proxy having written its rules:
     the lab waits for kube-proxy's word before it looks at rules or traffic.
+    Returns, per node, the gauges it ended on and how long it waited.
     """
+    states = []
     for node in nodes:
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        limit = scaled(90) if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
             result = node.http_get("127.0.0.1", 10249, "/metrics")
             ok, state = (
@@ -91,9 +99,11 @@ def wait_proxy_synced(nodes: Iterable[Node], *, since: float, timeout: float = 9
                 else (False, result.stderr.strip())
             )
             if ok:
+                states.append(f"{node.name}: {state} (waited {time.monotonic() - began:.1f}s)")
                 break
             if time.monotonic() > deadline:
                 raise WaitTimeout(
-                    f"kube-proxy on {node.name} did not sync within {timeout:g}s: {state}"
+                    f"kube-proxy on {node.name} did not sync within {limit:g}s: {state}"
                 )
             time.sleep(0.5)
+    return states

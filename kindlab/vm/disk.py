@@ -137,17 +137,26 @@ def build_rootfs(progress: Progress = _quiet) -> tuple[Path, str]:
                 progress(f"guest root: {text[3:]}")
 
         root = work / "root"
-        run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                "--include=" + ",".join(guest.GUEST_PACKAGES),
-                guest.GUEST_SUITE,
-                str(root),
-                DEBIAN_MIRROR,
-            ],
-            on_line=line,
-        )
+        try:
+            run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    "--include=" + ",".join(guest.GUEST_PACKAGES),
+                    guest.GUEST_SUITE,
+                    str(root),
+                    DEBIAN_MIRROR,
+                ],
+                on_line=line,
+            )
+        except CommandError as exc:
+            log = root / "debootstrap" / "debootstrap.log"
+            kept = vm_dir() / "debootstrap-failed.log"
+            if log.exists():
+                shutil.copyfile(log, kept)
+            raise PreconditionError(
+                f"debootstrap of the guest's root failed (log: {kept}): {exc}"
+            ) from exc
         for rel in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc"):
             target = root / rel
             if target.is_dir():
@@ -365,11 +374,14 @@ def _make_disk(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def payload_disk(dest: Path, sources: dict[str, Path], args: list[str]) -> Path:
-    """A small ext4 image: ``src/<rel>`` for each source, and the pytest arguments.
+def payload_disk(
+    dest: Path, sources: dict[str, Path], args: list[str], files: dict[str, str] | None = None
+) -> Path:
+    """A small ext4 image: ``src/<rel>`` for each source, the pytest arguments, ``files``.
 
     ``sources`` maps a path relative to the guest's rootdir to a file or
-    directory on the host (``kindlab`` -> the package, ``labs`` -> the tests...).
+    directory on the host (``kindlab`` -> the package, ``labs`` -> the tests...);
+    ``files`` are small texts at the disk's top (``timeout-scale``).
     """
     staging = dest.parent / (dest.name + ".d")
     shutil.rmtree(staging, ignore_errors=True)
@@ -380,10 +392,12 @@ def payload_disk(dest: Path, sources: dict[str, Path], args: list[str]) -> Path:
         target = src / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if host_path.is_dir():
-            shutil.copytree(host_path, target, ignore=ignore, symlinks=False)
+            shutil.copytree(host_path, target, ignore=ignore, symlinks=False, dirs_exist_ok=True)
         else:
             shutil.copy2(host_path, target)
     (staging / "pytest-args").write_text("".join(a + "\n" for a in args))
+    for name, text in (files or {}).items():
+        (staging / name).write_text(text)
     try:
         run(
             [

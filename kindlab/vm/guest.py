@@ -31,6 +31,9 @@ GUEST_PACKAGES: tuple[str, ...] = (
     "linux-image-amd64",
     "procps",
     "python3",
+    # python3-cryptography (under python3-kubernetes) needs it through a virtual
+    # package, which debootstrap does not resolve
+    "python3-cffi-backend",
     "python3-docker",
     "python3-filelock",
     "python3-kubernetes",
@@ -95,6 +98,20 @@ emit() {{  # emit STAGE [DETAIL]: one JSON line on the events port
 }}
 finish() {{
   emit finished "$1"
+  local node
+  node=$(docker ps --filter label=io.x-k8s.kind.role=control-plane \
+    --format '{{{{.Names}}}}' | head -n1)
+  if [ -n "$node" ]; then  # kube-proxy's own word, for the record
+    local kc="kubectl --kubeconfig /etc/kubernetes/admin.conf"
+    docker exec "$node" curl -s 127.0.0.1:10249/metrics >"$R/kube-proxy-metrics.txt" 2>&1
+    docker exec "$node" ipvsadm -Ln >"$R/ipvsadm-Ln.txt" 2>&1
+    docker exec "$node" $kc -n kube-system logs -l k8s-app=kube-proxy --tail=-1 \
+      >"$R/kube-proxy.log" 2>&1
+    docker exec "$node" $kc get nodes,pods,svc,endpointslices -A -o wide >"$R/kubectl-get.txt" 2>&1
+    if [ "$1" != 0 ]; then
+      kind export logs "$R/kind-logs" --name "${{node%-control-plane}}" >/dev/null 2>&1
+    fi
+  fi
   journalctl -b --no-pager >"$R/journal.txt" 2>&1
   dmesg >"$R/dmesg.txt" 2>&1
   tar -C "$R" -cf "$(port {ARTIFACTS_PORT})" . || echo "could not send the results"
@@ -112,6 +129,7 @@ docker info >/dev/null 2>&1 || {{ emit error "Docker did not start"; finish 3; }
 emit docker "$(docker version --format '{{{{.Server.Version}}}}')"
 mapfile -t ARGS < {PAYLOAD_ARGS}
 cd {PAYLOAD_SRC}
+export KINDLAB_TIMEOUT_SCALE=$(cat {PAYLOAD_MOUNT}/timeout-scale 2>/dev/null || echo 1)
 PYTHONPATH={PAYLOAD_SRC} PYTHONUNBUFFERED=1 KINDLAB_CACHE=/root/.cache/kindlab \
   python3 -m pytest "${{ARGS[@]}}" --kindlab-events "$EV" 2>&1 | tee "$R/pytest.log"
 finish "${{PIPESTATUS[0]}}"
