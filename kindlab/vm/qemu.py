@@ -23,7 +23,7 @@ from .guest import ARTIFACTS_PORT, EVENTS_PORT
 QEMU = "qemu-system-x86_64"
 #: What a Linux kernel prints first on the serial console.
 BANNER = b"Linux version"
-PROBE_SECONDS = 8.0
+PROBE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
