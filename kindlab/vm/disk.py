@@ -313,6 +313,8 @@ def build_disk(node_image: str, kind_binary: Path, progress: Progress = _quiet) 
     else:
         _make_disk(path, rootfs, docker_root, kind_binary, files, progress)
         meta.write_text(json.dumps({"key": key, "node_image": node_image, "kernel": release}))
+        # one disk at a time: each holds a node image (GBs); the guest's root stays
+        prune(keep=(path, meta, docker_root), progress=progress)
     # the kernel boots from the host's copy; the disk carries its modules
     return GuestDisk(path, kernel, initrd, release, node_image, key)
 
@@ -417,21 +419,24 @@ def payload_disk(
     return dest
 
 
-def prune(keep: str | None = None, progress: Progress = _quiet) -> list[Path]:
-    """Remove cached guest disks and Docker data roots other than ``keep``'s."""
+def prune(keep: Iterable[Path] = (), progress: Progress = _quiet) -> list[Path]:
+    """Remove cached guest disks, Docker data roots and leftovers of failed builds.
+
+    The guest's root (debootstrap) stays; so does every path in ``keep``.
+    """
+    kept = {p.resolve() for p in keep}
     removed = []
     for path in sorted(vm_dir().iterdir()):
-        if keep and short(keep) in path.name:
-            continue
-        if path.name.startswith(
-            ("disk-", "docker-", "rootfs-partial-", "docker-partial-", "disk-partial-")
+        if path.resolve() in kept or not path.name.startswith(
+            ("disk-", "docker-", "rootfs-partial-")
         ):
-            progress(f"removing {path}")
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
+            continue
+        progress(f"removing {path.name}")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
     return removed
 
 

@@ -228,3 +228,24 @@ def test_guest_args_run_exactly_the_items_with_the_host_image() -> None:
     assert args[args.index("--node-image") + 1] == "img:1"
     assert args[args.index("--ipvs-vm") + 1] == "never"  # no VM inside the VM
     assert args[args.index("--kind-bin") + 1] == guest.KIND_PATH
+
+
+def test_prune_keeps_the_guest_root_and_what_is_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path))
+    vm = disk.vm_dir()
+    for name in ("rootfs-aaa", "docker-old", "docker-new", "rootfs-partial-x", "runs"):
+        (vm / name).mkdir()
+    for name in ("disk-old.raw", "disk-old.json", "disk-new.raw", "disk-new.json"):
+        (vm / name).touch()
+    keep = (vm / "disk-new.raw", vm / "disk-new.json", vm / "docker-new")
+    removed = {p.name for p in disk.prune(keep=keep)}
+    assert removed == {"docker-old", "disk-old.raw", "disk-old.json", "rootfs-partial-x"}
+    assert sorted(p.name for p in vm.iterdir()) == [
+        "disk-new.json",
+        "disk-new.raw",
+        "docker-new",
+        "rootfs-aaa",
+        "runs",
+    ]
