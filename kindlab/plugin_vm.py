@@ -156,9 +156,13 @@ class IpvsVm:
 
     def decision_for(self) -> Decision:
         if self.decision is None:
+            option = self.config.getoption("ipvs_vm")
+            if option == "never":  # no need to ask the kernel (it may take a container)
+                self.decision = Decision(False, why="--ipvs-vm never")
+                return self.decision
             support = kernel.host_support("ipvs")
             self.decision = decide(
-                self.config.getoption("ipvs_vm"),
+                option,
                 support.ok,
                 support.reason,
                 shutil.which("qemu-system-x86_64"),
