@@ -19,7 +19,10 @@ from typing import Any
 from kindlab import __version__
 from kindlab.evidence import Evidence, trim_lines
 from kindlab.expectations import CLAIMS, claim
-from kindlab.walk_render import mermaid, text
+
+# mermaid is re-exported: tests/unit/test_rules_and_report.py imports it from here.
+from kindlab.walk_render import mermaid as mermaid
+from kindlab.walk_render import text
 from kindlab.walker import WalkResult
 
 OUTCOMES = ("passed", "failed", "not run")

@@ -143,3 +143,16 @@ def test_bad_dumps_are_one_line_and_exit_2(
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_walk_out_of_budget_is_one_line_naming_the_chain_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = run(
+        str(DUMP), "--proto", "tcp", "--dst", "10.96.45.17", "--dport", "80", "--max-steps", "4"
+    )
+    err = capsys.readouterr().err
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1, err
+    assert err.startswith("kindlab walk: gave up: walk stopped in chain KUBE-SVC-CDGGSHYLG3RE2FKL")
+    assert err.rstrip().endswith("raise --max-steps to go on")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kindlab.parsers.iptables import Table, parse_iptables_save
-from kindlab.walker import Packet, WalkError, WalkResult, walk
+from kindlab.walker import Packet, WalkBudgetError, WalkError, WalkResult, walk
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "iptables"
 DUMPS = sorted(p.name for p in FIXTURES.glob("*.out"))
@@ -464,3 +464,42 @@ def test_walk_errors() -> None:
 def test_bad_packets(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(WalkError, match=message):
         Packet(**kwargs)  # type: ignore[arg-type]
+
+
+# --- the budget ---------------------------------------------------------------
+
+SPLIT = (
+    "-A OUTPUT -j KUBE-SVC-X",
+    "-A KUBE-SVC-X -m statistic --mode random --probability 0.50000000000 -j DNAT "
+    "--to-destination 10.244.0.5:8080",
+    "-A KUBE-SVC-X -j DNAT --to-destination 10.244.1.3:8080",
+)
+
+
+def test_the_budget_counts_every_rule_evaluated_on_every_branch() -> None:
+    table = nat(*SPLIT, chains="KUBE-SVC-X")
+    packet = Packet("10.96.0.10", "tcp", 80)
+    # OUTPUT's jump, the random rule, then the passed branch's last rule: 3 steps.
+    assert len(walk(table, "OUTPUT", packet, max_steps=3).outcomes) == 2
+    with pytest.raises(WalkBudgetError) as caught:
+        walk(table, "OUTPUT", packet, max_steps=2)
+    err = caught.value
+    assert isinstance(err, WalkError)
+    assert (err.chain, err.line_no, err.steps) == ("KUBE-SVC-X", 7, 2)
+    assert str(err).startswith("walk stopped in chain KUBE-SVC-X (line 7) after 2 steps")
+
+
+def test_a_walk_that_splits_without_end_stops_at_its_budget_not_the_stack() -> None:
+    # MAYBE could DNAT, so each mark test is walked both ways, and both go on: 2**12 paths.
+    marks = [f"-A OUTPUT -m mark --mark 0x{i:x} -j MAYBE" for i in range(1, 13)]
+    maybe = "-A MAYBE -d 10.0.0.1/32 -j DNAT --to-destination 10.244.0.5:80"
+    table = nat(maybe, *marks, chains="MAYBE")
+    with pytest.raises(
+        WalkBudgetError, match=r"in chain (OUTPUT|MAYBE)( \(line \d+\))? after 5000 steps"
+    ):
+        walk(table, "OUTPUT", Packet("10.96.0.10", "tcp", 80), max_steps=5000)
+
+
+def test_the_budget_must_allow_a_step() -> None:
+    with pytest.raises(WalkError, match="max_steps must be at least 1, got 0"):
+        walk(nat(*SPLIT, chains="KUBE-SVC-X"), "OUTPUT", Packet("10.96.0.10"), max_steps=0)
