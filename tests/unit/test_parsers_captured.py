@@ -4,8 +4,8 @@
 ``<probe>.out``, and for some probes ``.err`` / ``.rc``, into one folder per
 ``<kubernetes-version>-<mode>``. Each folder has a row below, taken from the
 folders' README: the ClusterIP pinged, the node's address, the route to the
-ClusterIP, and who answered the ping. A folder without a row fails, so a new
-capture cannot go untested.
+ClusterIP, and who answered the ping. A folder of the whole probe set without a
+row fails, so a new capture cannot go untested.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ ALL = by_mode("iptables", "nftables", "ipvs")
 
 
 def test_every_capture_folder_has_a_row() -> None:
-    folders = {p.name for p in CAPTURED.iterdir() if p.is_dir()}
+    # A folder of the whole probe set has a ping in it; a folder captured by hand for one
+    # test (v1.34.4-iptables-1000ep, the walker's) is checked by that test.
+    folders = {p.parent.name for p in CAPTURED.glob("*/ping-c2-clusterip.out")}
     assert folders == {c.folder for c in CAPTURES}
 
 
