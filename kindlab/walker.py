@@ -99,6 +99,7 @@ is very large or splits the walk too many ways
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -519,9 +520,16 @@ class _State:
     trace: Link | None = None
     assumptions: tuple[str, ...] = ()
 
+    # Built by hand, not with dataclasses.replace: these run for every rule walked.
     def add(self, step: Step) -> _State:
         path = self.path if step.matched == "no match" else _extend(self.path, step)
-        return replace(self, path=path, trace=_extend(self.trace, step))
+        return _State(self.stack, self.share, path, _extend(self.trace, step), self.assumptions)
+
+    def at(self, stack: tuple[_Frame, ...]) -> _State:
+        return _State(stack, self.share, self.path, self.trace, self.assumptions)
+
+    def times(self, p: Fraction) -> _State:
+        return _State(self.stack, self.share * p, self.path, self.trace, self.assumptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,7 +627,7 @@ class _Walker:
                     work.append(self._policy(state, "end of the chain"))
                     return
                 caller = state.stack[-2].chain
-                state = replace(state, stack=state.stack[:-1]).add(
+                state = state.at(state.stack[:-1]).add(
                     Step(
                         chain.name, None, "end of chain", f"return to {caller}", "no rule ended it"
                     )
@@ -627,7 +635,8 @@ class _Walker:
                 continue
             rule = chain.rules[frame.index]
             self._spend(chain.name, rule)
-            state = replace(state, stack=(*state.stack[:-1], replace(frame, index=frame.index + 1)))
+            next_rule = _Frame(frame.chain, frame.index + 1, frame.lineage)
+            state = state.at((*state.stack[:-1], next_rule))
             check = self._evaluate(rule)
             if check.state == "no":
                 state = state.add(Step(chain.name, rule, "no match", "skip", check.why))
@@ -661,12 +670,12 @@ class _Walker:
         # Pushed in reverse: the taken way is walked first.
         if p < 1:
             work.append(
-                replace(state, share=state.share * (1 - p)).add(
+                state.times(1 - p).add(
                     Step(rule.chain, rule, "random: not taken", "continue", check.why, 1 - p)
                 )
             )
         if p > 0:
-            taken = replace(state, share=state.share * p)
+            taken = state.times(p)
             taken, ended = self._apply(taken, rule, "random: taken", check.why, p)
             work.append(ended if ended is not None else taken)
         return None
@@ -687,7 +696,7 @@ class _Walker:
         assume_yes = f"{where} matched: {check.why}"
         taken = replace(state, assumptions=(*state.assumptions, assume_yes))
         if check.probability is not None:
-            taken = replace(taken, share=taken.share * check.probability)
+            taken = taken.times(check.probability)
         taken, ended = self._apply(taken, rule, "undetermined", f"assumed to match: {check.why}")
         passed = state.add(Step(rule.chain, rule, "undetermined", "continue", check.why))
         join = _Join(
@@ -736,14 +745,14 @@ class _Walker:
             if rule.goto:
                 top = state.stack[-1]
                 frame = _Frame(target, 0, (*top.lineage, target))
-                return replace(state.add(step), stack=(*state.stack[:-1], frame)), None
+                return state.add(step).at((*state.stack[:-1], frame)), None
             frame = _Frame(target, 0, (target,))
-            return replace(state.add(step), stack=(*state.stack, frame)), None
+            return state.add(step).at((*state.stack, frame)), None
         if target == "RETURN":
             state = state.add(step)
             if len(state.stack) == 1:
                 return state, self._policy(state, "RETURN from the built-in chain")
-            return replace(state, stack=state.stack[:-1]), None
+            return state.at(state.stack[:-1]), None
         if target == "DNAT":
             return state, self._end(state.add(step), "DNAT", self._dnat_to(rule))
         if target == "REDIRECT":
@@ -778,19 +787,7 @@ class _Walker:
 
     def _dnat_to(self, rule: Rule) -> str | None:
         to = rule.to_destination
-        if to is None:
-            return None
-        # "--to-destination IP" keeps the original port.
-        bare = to
-        if bare.startswith("[") and bare.endswith("]"):
-            bare = bare[1:-1]
-        try:
-            ip = ipaddress.ip_address(bare)
-        except ValueError:
-            return to
-        if self.packet.dport is None:
-            return str(ip)
-        return f"[{ip}]:{self.packet.dport}" if ip.version == 6 else f"{ip}:{self.packet.dport}"
+        return None if to is None else _dnat_target(to, self.packet.dport)
 
     def _decides(self, rule: Rule) -> bool:
         """Could taking this rule change how the walk ends?"""
@@ -988,15 +985,37 @@ def _negate(state: Tri, negated: bool) -> Tri:
     return "no" if state == "yes" else "yes"
 
 
+@functools.lru_cache(maxsize=4096)
+def _dnat_target(to: str, dport: int | None) -> str:
+    """Where ``--to-destination TO`` sends a packet for ``dport``: "IP" keeps the port."""
+    bare = to[1:-1] if to.startswith("[") and to.endswith("]") else to
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return to
+    if dport is None:
+        return str(ip)
+    return f"[{ip}]:{dport}" if ip.version == 6 else f"{ip}:{dport}"
+
+
+# Cached: a big table repeats the same few networks, and the packet's addresses, on every rule.
+_ip_address = functools.lru_cache(maxsize=1024)(ipaddress.ip_address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_network(spec: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(spec, strict=False)
+
+
 def _address(label: str, spec: str, negated: bool, value: str | None) -> _Check:
     flag = ("! " if negated else "") + ("-s" if label == "source" else "-d")
     try:
-        net = ipaddress.ip_network(spec, strict=False)
+        net = _ip_network(spec)
     except ValueError:
         return _Check("unknown", f"{flag} {spec}: not an address the walker understands")
     if value is None:
         return _Check("unknown", f"{flag} {spec}: the packet's {label} address is not given")
-    ip = ipaddress.ip_address(value)
+    ip = _ip_address(value)
     inside = ip.version == net.version and ip in net
     state = _negate("yes" if inside else "no", negated)
     rel = "in" if inside else "not in"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,35 @@ def test_a_walk_out_of_budget_is_one_line_naming_the_chain_and_exits_1(
     assert err.count("\n") == 1, err
     assert err.startswith("kindlab walk: gave up: walk stopped in chain KUBE-SVC-CDGGSHYLG3RE2FKL")
     assert err.rstrip().endswith("raise --max-steps to go on")
+
+
+BIG = DUMP.parents[1] / "captured" / "v1.34.4-iptables-1000ep" / "iptables-save.out"
+BIG_IP = "10.104.152.136"  # default/big, 1003 endpoints (see that folder's README)
+
+
+def test_a_service_of_1003_endpoints_splits_evenly_in_json() -> None:
+    code, out = run(str(BIG), "--proto", "tcp", "--dst", BIG_IP, "--dport", "80", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    shares = [Fraction(o["share"]) for o in doc["outcomes"]]
+    assert len(shares) == len({o["to"] for o in doc["outcomes"]}) == 1003
+    assert set(shares) == {Fraction(1, 1003)}
+    assert sum(shares) == 1
+    assert sum(o["probability"] for o in doc["outcomes"]) == pytest.approx(1)
+    # Each step once: a path per outcome would be about 1003 * 1003 / 2 steps.
+    assert len(doc["steps"]) < 5 * 1003
+
+
+def test_a_service_of_1003_endpoints_in_text_grows_with_the_endpoints() -> None:
+    code, out = run(str(BIG), "--proto", "tcp", "--dst", BIG_IP, "--dport", "80")
+    assert code == 0
+    assert out.count("=> (") == 1003
+    assert out.count(", share 1/1003 (0.1%)") == 1003
+    assert len(out.splitlines()) < 15 * 1003
+
+
+def test_icmp_to_a_service_of_1003_endpoints_is_not_translated() -> None:
+    code, out = run(str(BIG), "--proto", "icmp", "--dst", BIG_IP, "--json")
+    doc = json.loads(out)
+    assert (code, doc["translated"], doc["outcomes"]) == (0, False, [])
+    assert [(e["verdict"], e["share"]) for e in doc["endings"]] == [("ACCEPT", "1")]
