@@ -14,11 +14,14 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from kindlab import kernel, labels
@@ -27,6 +30,7 @@ from kindlab.kind import PROXY_MODES, ClusterConfig, Kind, load_cluster_config
 from kindlab.kube import Kube
 from kindlab.node import Node, Recorder, docker_client
 from kindlab.paths import cache_dir, clusters_dir
+from kindlab.timing import scaled
 
 Progress = Callable[[str], None]
 
@@ -79,6 +83,62 @@ def config_path(mode: str) -> Path:
             f"unknown proxy mode {mode!r}; expected one of {', '.join(PROXY_MODES)}"
         )
     return clusters_dir() / f"{mode}.yaml"
+
+
+def require_node_image(image: str) -> None:
+    """Raise :class:`PreconditionError` (one line) unless Docker has ``image``; never pulls."""
+    import docker.errors  # lazily, as in kindlab.node: the parsers need no Docker
+
+    try:
+        docker_client().images.get(image)
+    except docker.errors.ImageNotFound:
+        raise PreconditionError(
+            f"node image {image!r} is not in Docker, and kindlab pulls nothing: build "
+            "kindlab's own with `kindlab node-image build` (and leave out --node-image), "
+            f"or get this one with `docker load -i FILE` or `docker pull {image}` where a "
+            "registry is reachable"
+        ) from None
+    except docker.errors.APIError as exc:
+        raise PreconditionError(
+            f"node image {image!r}: Docker could not tell whether it has it: "
+            f"{exc.explanation or exc}"
+        ) from None
+
+
+class _HeldInterrupt:
+    """The SIGINT handler while a cleanup runs: notes the Ctrl-C and says what comes first."""
+
+    def __init__(self, progress: Progress, doing: str) -> None:
+        self.progress = progress
+        self.doing = doing
+        self.received = False
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        if not self.received:
+            self.progress(f"interrupted: {self.doing} first")
+        self.received = True
+
+
+@contextlib.contextmanager
+def _interrupt_after(progress: Progress, doing: str) -> Iterator[None]:
+    """Ctrl-C during the block takes effect when it ends: half a cleanup leaks clusters.
+
+    Signals reach only the main thread; elsewhere, or inside another such block, the
+    block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread() or isinstance(
+        signal.getsignal(signal.SIGINT), _HeldInterrupt
+    ):
+        yield
+        return
+    held = _HeldInterrupt(progress, doing)
+    previous = signal.signal(signal.SIGINT, held)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held.received and callable(previous):
+            previous(signal.SIGINT, None)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -150,14 +210,7 @@ class ClusterManager:
         support = kernel.host_support(mode)
         if not support.ok:
             raise ModeUnsupported(support.reason)
-        client = docker_client()
-        try:
-            client.images.get(self.image)
-        except Exception as exc:
-            raise PreconditionError(
-                f"node image {self.image!r} is not in the local Docker engine and no registry is "
-                "used: build it with `kindlab node-image build` or pass --node-image"
-            ) from exc
+        require_node_image(self.image)
         return cfg
 
     def remove_leftovers(self) -> list[str]:
@@ -222,29 +275,37 @@ class ClusterManager:
     def _create(
         self, name: str, mode: str, cfg: ClusterConfig, kubeconfig: Path, fingerprint: str
     ) -> Cluster:
-        self._write_state(
-            name,
-            {
-                "name": name,
-                "mode": mode,
-                "image": self.image,
-                "config": str(cfg.path),
-                "fingerprint": fingerprint,
-                "keep": self.keep,
-                "pid": os.getpid(),
-                "run_id": self.run_id,
-                "host": socket.gethostname(),
-                "created": time.time(),
-                "complete": False,
-            },
-        )
-        self.progress(f"creating kind cluster {name} ({mode} mode, image {self.image})")
         started = time.monotonic()
         try:
-            self.kind.create(name, config=cfg.path, image=self.image, kubeconfig=kubeconfig)
+            # Inside the try: a Ctrl-C just after the state is written still removes it.
+            self._write_state(
+                name,
+                {
+                    "name": name,
+                    "mode": mode,
+                    "image": self.image,
+                    "config": str(cfg.path),
+                    "fingerprint": fingerprint,
+                    "keep": self.keep,
+                    "pid": os.getpid(),
+                    "run_id": self.run_id,
+                    "host": socket.gethostname(),
+                    "created": time.time(),
+                    "complete": False,
+                },
+            )
+            self.progress(f"creating kind cluster {name} ({mode} mode, image {self.image})")
+            self.kind.create(
+                name,
+                config=cfg.path,
+                image=self.image,
+                kubeconfig=kubeconfig,
+                wait=f"{scaled(300):.0f}s",
+            )
             cluster = Cluster(name, mode, kubeconfig, self.image, cfg, kept=self.keep)
-            cluster.node_names = cluster.kube.wait_nodes_ready(timeout=300)
+            cluster.node_names = cluster.kube.wait_nodes_ready(timeout=scaled(300))
         except KeyboardInterrupt:
+            # kindlab.proc has stopped kind by now: nothing is still creating the cluster.
             self.progress(f"interrupted: deleting cluster {name}")
             self._discard(name)
             raise
@@ -268,21 +329,27 @@ class ClusterManager:
             return None
 
     def _discard(self, name: str) -> None:
-        with contextlib.suppress(Exception):
-            self.kind.delete(name)
-        self._forget(name)
+        with _interrupt_after(self.progress, f"deleting cluster {name}"):
+            with contextlib.suppress(Exception):
+                self.kind.delete(name)
+            self._forget(name)
 
     def release(self, mode: str) -> None:
         """Delete the mode's cluster unless clusters are kept."""
-        cluster = self.clusters.pop(mode, None)
-        if cluster is None or cluster.kept:
+        cluster = self.clusters.get(mode)
+        if cluster is None:
             return
-        self.progress(f"deleting cluster {cluster.name}")
-        self._discard(cluster.name)
+        try:
+            if not cluster.kept:
+                self.progress(f"deleting cluster {cluster.name}")
+                self._discard(cluster.name)
+        finally:
+            self.clusters.pop(mode, None)
 
     def release_all(self) -> None:
-        for mode in list(self.clusters):
-            self.release(mode)
+        with _interrupt_after(self.progress, "deleting this run's clusters"):
+            for mode in list(self.clusters):
+                self.release(mode)
 
     def release_run(self) -> list[str]:
         """Delete this run's clusters, whichever process created them (xdist workers)."""

@@ -24,7 +24,13 @@ import pytest
 from filelock import FileLock
 
 from kindlab import plugin_vm
-from kindlab.clusters import Cluster, ClusterManager, ModeUnsupported, read_states
+from kindlab.clusters import (
+    Cluster,
+    ClusterManager,
+    ModeUnsupported,
+    read_states,
+    require_node_image,
+)
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
 from kindlab.kind import PROXY_MODES, Kind, find_kind
@@ -219,11 +225,16 @@ def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def _one_line_errors() -> Iterator[None]:
-    """A missing precondition fails the test with its one-line message, no traceback."""
+    """A missing precondition fails the test with its one-line message, no traceback.
+
+    In a session fixture the failure is remembered: pytest raises it again, as it is,
+    for every later test that needs the fixture, without running the fixture again.
+    """
     try:
         yield
     except PreconditionError as exc:
-        pytest.fail(f"kindlab: {exc}", pytrace=False)
+        # from None: the causes (raw Docker API errors) are not part of the message.
+        raise pytest.fail.Exception(f"kindlab: {exc}", pytrace=False) from None
 
 
 @pytest.fixture(scope="session")
@@ -240,6 +251,8 @@ def node_image(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
     """The node image: ``--node-image``, else kindlab's offline image (built once, cached)."""
     explicit = pytestconfig.getoption("node_image")
     if explicit:
+        with _one_line_errors():
+            require_node_image(str(explicit))
         return str(explicit)
     from kindlab import nodeimage
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
+import docker.errors
 import pytest
 
+from kindlab import cli, clusters, kernel
 from kindlab.cli import main
+from kindlab.kernel import Support
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +62,32 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["up"])
     assert info.value.code == 2
     assert "--mode" in capsys.readouterr().err
+
+
+def test_up_with_a_node_image_docker_lacks_is_one_line_before_anything(
+    capsys: pytest.CaptureFixture[str], own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    def get(name: str) -> None:
+        asked.append(name)
+        raise docker.errors.ImageNotFound("404 Client Error for http+docker://localhost/…")
+
+    engine = SimpleNamespace(images=SimpleNamespace(get=get))
+
+    def no_kind(*_: object, **__: object) -> None:
+        raise AssertionError("kind was looked for: the image check comes first")
+
+    monkeypatch.setattr(kernel, "host_support", lambda mode: Support(mode, True, (), "test"))
+    monkeypatch.setattr(clusters, "docker_client", lambda: engine)
+    monkeypatch.setattr(cli, "find_kind", no_kind)
+    code, _, err = run(["up", "--mode", "iptables", "--node-image", "kindlab/node:nope"], capsys)
+    assert code == 2
+    assert err.splitlines() == [
+        "kindlab: error: node image 'kindlab/node:nope' is not in Docker, and kindlab pulls "
+        "nothing: build kindlab's own with `kindlab node-image build` (and leave out "
+        "--node-image), or get this one with `docker load -i FILE` or `docker pull "
+        "kindlab/node:nope` where a registry is reachable"
+    ]
+    assert asked == ["kindlab/node:nope"]
+    assert not own_cache.exists()

@@ -6,22 +6,28 @@ Only the harness's bookkeeping is under test here; real clusters are the live te
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import docker.errors
 import pytest
 
 from kindlab import clusters
-from kindlab.clusters import ClusterCreateError, ClusterManager
+from kindlab.clusters import ClusterCreateError, ClusterManager, require_node_image
+from kindlab.errors import PreconditionError
 from kindlab.kind import load_cluster_config
 from kindlab.paths import clusters_dir
 
 
 class FakeKind:
-    def __init__(self, fail: BaseException | None = None) -> None:
+    def __init__(self, fail: BaseException | None = None, ctrl_c_in_delete: bool = False) -> None:
         self.existing: set[str] = set()
         self.calls: list[tuple[str, str]] = []
         self.fail = fail
+        self.ctrl_c_in_delete = ctrl_c_in_delete
 
     def clusters(self) -> list[str]:
         return sorted(self.existing)
@@ -34,6 +40,9 @@ class FakeKind:
 
     def delete(self, name: str, **_: Any) -> None:
         self.calls.append(("delete", name))
+        if self.ctrl_c_in_delete:
+            # A real SIGINT, as the terminal sends it, halfway through the delete.
+            os.kill(os.getpid(), signal.SIGINT)
         self.existing.discard(name)
 
     def export_logs(self, name: str, dest: Path) -> Path:
@@ -135,5 +144,72 @@ def test_kept_cluster_is_reused_when_unchanged_and_recreated_when_image_changes(
 
 
 def test_unknown_mode_is_refused_before_anything() -> None:
-    with pytest.raises(clusters.PreconditionError, match="unknown proxy mode 'userspace'"):
+    with pytest.raises(PreconditionError, match="unknown proxy mode 'userspace'"):
         clusters.config_path("userspace")
+
+
+def test_ctrl_c_while_a_cluster_is_deleted_waits_for_the_delete_then_counts() -> None:
+    kind = FakeKind(fail=KeyboardInterrupt(), ctrl_c_in_delete=True)
+    said: list[str] = []
+    m = manager(kind, run_id="r4", progress=said.append)
+    with pytest.raises(KeyboardInterrupt):
+        m.ensure("iptables")
+    assert kind.existing == set() and m.states() == {}
+    assert said[-1] == "interrupted: deleting cluster kindlab-iptables-r4 first"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_during_the_final_cleanup_still_deletes_every_cluster() -> None:
+    kind = FakeKind()
+    m = manager(kind, run_id="r5")
+    m.ensure("iptables")
+    m.ensure("nftables")
+    kind.ctrl_c_in_delete = True
+    with pytest.raises(KeyboardInterrupt):
+        m.release_all()
+    assert [c for c in kind.calls if c[0] == "delete"] == [
+        ("delete", "kindlab-iptables-r5"),
+        ("delete", "kindlab-nftables-r5"),
+    ]
+    assert kind.existing == set() and m.states() == {} and m.clusters == {}
+
+
+def engine_refusing(error: Exception, asked: list[str]) -> SimpleNamespace:
+    """A Docker client whose images.get always fails with ``error``."""
+
+    def get(name: str) -> None:
+        asked.append(name)
+        raise error
+
+    return SimpleNamespace(images=SimpleNamespace(get=get))
+
+
+def test_a_missing_node_image_is_one_line_naming_it_and_the_ways_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = "404 Client Error for http+docker://localhost/v1.41/images/kindlab/node:nope/json"
+    asked: list[str] = []
+    engine = engine_refusing(docker.errors.ImageNotFound(raw), asked)
+    monkeypatch.setattr(clusters, "docker_client", lambda: engine)
+    with pytest.raises(PreconditionError) as info:
+        require_node_image("kindlab/node:nope")
+    message = str(info.value)
+    assert "\n" not in message and "404" not in message
+    assert message.startswith("node image 'kindlab/node:nope' is not in Docker")
+    for way in ("kindlab node-image build", "docker load -i", "docker pull kindlab/node:nope"):
+        assert way in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no raw chain
+    assert asked == ["kindlab/node:nope"]
+
+
+def test_docker_refusing_to_answer_about_the_image_is_one_line_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    error = docker.errors.APIError("500 Server Error", explanation="layer does not exist")
+    engine = engine_refusing(error, [])
+    monkeypatch.setattr(clusters, "docker_client", lambda: engine)
+    with pytest.raises(PreconditionError) as info:
+        require_node_image("kindlab/node:x")
+    assert str(info.value) == (
+        "node image 'kindlab/node:x': Docker could not tell whether it has it: layer does not exist"
+    )

@@ -1,0 +1,67 @@
+"""A --node-image that Docker lacks: one line, before anything is created, Docker asked once."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import docker.errors
+import pytest
+
+from kindlab import clusters
+
+pytest_plugins = ["pytester"]
+
+RAW = "404 Client Error for http+docker://localhost/v1.41/images/kindlab/node:nope/json"
+
+
+def test_each_test_fails_with_the_same_one_line_and_docker_is_asked_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    def get(name: str) -> None:
+        asked.append(name)
+        raise docker.errors.ImageNotFound(RAW)
+
+    engine = SimpleNamespace(images=SimpleNamespace(get=get))
+    monkeypatch.setattr(clusters, "docker_client", lambda: engine)
+    monkeypatch.setenv("KINDLAB_CACHE", str(pytester.path / "cache"))
+    kind = pytester.path / "kind"
+    kind.write_text(f'#!/bin/sh\necho "$@" >> {pytester.path / "kind-ran"}\n')
+    kind.chmod(0o755)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.iptables
+        def test_a(cluster):
+            pass
+
+        @pytest.mark.iptables
+        def test_b(node):
+            pass
+
+        @pytest.mark.nftables
+        def test_c(cluster):
+            pass
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--node-image", "kindlab/node:nope", "--kind-bin", str(kind)
+    )
+    result.assert_outcomes(errors=3)
+    assert asked == ["kindlab/node:nope"]
+    line = (
+        "kindlab: node image 'kindlab/node:nope' is not in Docker, and kindlab pulls nothing: "
+        "build kindlab's own with `kindlab node-image build` (and leave out --node-image), or "
+        "get this one with `docker load -i FILE` or `docker pull kindlab/node:nope` where a "
+        "registry is reachable"
+    )
+    out = result.stdout.lines
+    for name in ("test_a", "test_b", "test_c"):
+        header = next(i for i, text in enumerate(out) if f"ERROR at setup of {name} " in text)
+        assert out[header + 1] == line
+        assert out[header + 2].startswith(("_", "="))  # the error is that one line alone
+    assert "404" not in result.stdout.str()
+    assert not (pytester.path / "kind-ran").exists()
+    assert not (pytester.path / "cache").exists()
