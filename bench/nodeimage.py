@@ -38,13 +38,103 @@ def timed(label: str, fn: Callable[[], T]) -> tuple[float, T]:
     return took, result
 
 
+def kubectl(name: str, *argv: str) -> list[str]:
+    return [
+        "docker",
+        "exec",
+        f"{name}-control-plane",
+        "kubectl",
+        "--kubeconfig=/etc/kubernetes/admin.conf",
+        *argv,
+    ]
+
+
+def time_create(tag: str) -> None:
+    """kind create, then node Ready, then every kube-system pod Ready; then delete."""
+    kind = str(nodeimage.kind_binary())
+    name = f"kl-bench-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmpdir:
+        kubeconfig = str(Path(tmpdir) / "kubeconfig")
+        try:
+            timed(
+                "kind create cluster (iptables config, --wait 0)",
+                lambda: subprocess.run(
+                    [
+                        kind,
+                        "create",
+                        "cluster",
+                        "--image",
+                        tag,
+                        "--name",
+                        name,
+                        "--config",
+                        str(ROOT / "clusters" / "iptables.yaml"),
+                        "--kubeconfig",
+                        kubeconfig,
+                    ],
+                    check=True,
+                    capture_output=True,
+                ),
+            )
+            timed(
+                "node Ready after create",
+                lambda: subprocess.run(
+                    kubectl(
+                        name, "wait", "--for=condition=Ready", "node", "--all", "--timeout=300s"
+                    ),
+                    check=True,
+                    capture_output=True,
+                ),
+            )
+            timed(
+                "then every kube-system pod Ready (kube-proxy, kindnet, CoreDNS...)",
+                lambda: subprocess.run(
+                    kubectl(
+                        name,
+                        "wait",
+                        "-n",
+                        "kube-system",
+                        "--for=condition=Ready",
+                        "pod",
+                        "--all",
+                        "--timeout=300s",
+                    ),
+                    check=True,
+                    capture_output=True,
+                ),
+            )
+            log = subprocess.run(
+                ["docker", "exec", f"{name}-control-plane", "journalctl", "-u", "containerd"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            unpacked = log.count("is not unpacked")
+            print(f"containerd: {unpacked} 'image is not unpacked' lines (first-use unpacks)")
+        finally:
+            subprocess.run(
+                [kind, "delete", "cluster", "--name", name], capture_output=True, check=False
+            )
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--kubernetes-version", default=nodeimage.DEFAULT_KUBERNETES_VERSION)
     p.add_argument("--skip-cold", action="store_true")
     p.add_argument("--skip-create", action="store_true")
+    p.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        help="time kind create with this image instead of building (repeatable: before/after)",
+    )
     args = p.parse_args()
     v = args.kubernetes_version
+    if args.image:
+        for image in args.image:
+            print(f"image: {image}")
+            time_create(image)
+        return 0
 
     def progress(line: str) -> None:
         print(f"  {line}", file=sys.stderr, flush=True)
@@ -79,54 +169,7 @@ def main() -> int:
     ).stdout.strip()
     print(f"image: {tag}\nimage size: {int(size) / 1e6:.0f} MB (docker image inspect .Size)")
     if not args.skip_create:
-        kind = str(nodeimage.kind_binary())
-        name = f"kl-bench-{os.getpid()}"
-        with tempfile.TemporaryDirectory() as tmpdir:
-            kubeconfig = str(Path(tmpdir) / "kubeconfig")
-            try:
-                timed(
-                    "kind create cluster (iptables config, --wait 0)",
-                    lambda: subprocess.run(
-                        [
-                            kind,
-                            "create",
-                            "cluster",
-                            "--image",
-                            str(tag),
-                            "--name",
-                            name,
-                            "--config",
-                            str(ROOT / "clusters" / "iptables.yaml"),
-                            "--kubeconfig",
-                            kubeconfig,
-                        ],
-                        check=True,
-                        capture_output=True,
-                    ),
-                )
-                timed(
-                    "node Ready after create",
-                    lambda: subprocess.run(
-                        [
-                            "docker",
-                            "exec",
-                            f"{name}-control-plane",
-                            "kubectl",
-                            "--kubeconfig=/etc/kubernetes/admin.conf",
-                            "wait",
-                            "--for=condition=Ready",
-                            "node",
-                            "--all",
-                            "--timeout=300s",
-                        ],
-                        check=True,
-                        capture_output=True,
-                    ),
-                )
-            finally:
-                subprocess.run(
-                    [kind, "delete", "cluster", "--name", name], capture_output=True, check=False
-                )
+        time_create(str(tag))
     return 0
 
 

@@ -42,7 +42,9 @@ def cold_disk(node_image: str) -> None:
     built = disk.build_disk(node_image, kind, progress)
     took = time.monotonic() - started
     size = built.path.stat().st_blocks * 512 / 1e9
-    print(f"cold guest disk (debootstrap + Docker data root + mkfs): {took:.0f} s ({took / 60:.1f} min)")
+    print(
+        f"cold guest disk (debootstrap, Docker data root, mkfs): {took:.0f} s ({took / 60:.1f} min)"
+    )
     print(f"guest disk: {built.path.name}, {size:.1f} GB allocated, kernel {built.kernel_release}")
 
 

@@ -541,7 +541,9 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
                     "--namespace=k8s.io",
                     "images",
                     "import",
-                    "--label=io.cri-containerd.pinned=pinned",
+                    # ctr 1.7 takes --label only on its transfer-API path, which
+                    # cannot unpack into this root: import locally, label below
+                    "--local",
                     "--snapshotter=overlayfs",
                     "-",
                 ],
@@ -552,6 +554,16 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
             for target in plan.targets.get(short_name, []):
                 _docker_exec(
                     name, "ctr", "--namespace=k8s.io", "images", "tag", "--force", source, target
+                )
+                # as kind does: the kubelet's image GC never removes these
+                _docker_exec(
+                    name,
+                    "ctr",
+                    "--namespace=k8s.io",
+                    "images",
+                    "label",
+                    target,
+                    "io.cri-containerd.pinned=pinned",
                 )
         for local in sorted(set(plan.components.values())):
             _docker_exec(name, "ctr", "--namespace=k8s.io", "images", "rm", _docker_hub_name(local))

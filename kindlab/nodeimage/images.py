@@ -118,10 +118,10 @@ NET_BASE_CHECKS: tuple[tuple[str, ...], ...] = (
     ("xtables-nft-multi", "iptables", "--version"),
     ("iptables-legacy-save", "--version"),
     ("nft", "--version"),
-    ("ipset", "version"),
+    ("ipset", "-h"),
     ("conntrack", "--version"),
     ("ip", "-V"),
-    ("sh", "-c", "echo x | grep -q x && timeout 5 true && ln --version >/dev/null"),
+    ("sh", "-c", "echo x | grep -q x && timeout 5 sh -c : && ln --version >/dev/null"),
 )
 
 

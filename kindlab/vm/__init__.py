@@ -7,10 +7,33 @@ disks), :mod:`kindlab.vm.qemu` (command line, KVM probe), :mod:`kindlab.vm.run`
 (one run) and :mod:`kindlab.vm.guest` (what runs inside).
 """
 
-from .disk import GuestDisk, build_disk, payload_disk
+from collections.abc import Callable
+from pathlib import Path
+
+from .disk import GuestDisk, build_disk, kindlab_sources, payload_disk
 from .events import Event, EventReader
 from .qemu import Accel, choose_accel
 from .run import GuestError, GuestResult, GuestRun, remove_leftovers
+
+#: KINDLAB_TIMEOUT_SCALE in a guest under TCG (see kindlab.timing): everything is
+#: several times slower under emulation, so are the waits for it.
+TCG_TIMEOUT_SCALE = 4
+
+
+def prepare(
+    node_image: str, kind_binary: Path, accel_mode: str, progress: Callable[[str], None]
+) -> tuple[GuestDisk, Accel]:
+    """The guest's disk (built or cached) with ``node_image``, and its accelerator."""
+    disk = build_disk(node_image, kind_binary, progress)
+    accel = choose_accel(disk.kernel, mode=accel_mode)
+    progress(f"accelerator: {accel.reason}")
+    return disk, accel
+
+
+def payload_files(accel: Accel) -> dict[str, str]:
+    """The small files of a run's payload that depend on how the guest runs."""
+    return {"timeout-scale": "1" if accel.name == "kvm" else str(TCG_TIMEOUT_SCALE)}
+
 
 __all__ = [
     "Accel",
@@ -22,6 +45,9 @@ __all__ = [
     "GuestRun",
     "build_disk",
     "choose_accel",
+    "kindlab_sources",
     "payload_disk",
+    "payload_files",
+    "prepare",
     "remove_leftovers",
 ]

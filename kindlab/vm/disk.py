@@ -376,14 +376,29 @@ def _make_disk(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def kindlab_sources() -> dict[str, Path]:
+    """What every payload carries: kindlab itself, the kind configs, the sample workloads."""
+    import kindlab
+    from kindlab.paths import clusters_dir, manifests_dir
+
+    return {
+        "kindlab": Path(kindlab.__file__).resolve().parent,
+        "clusters": clusters_dir(),
+        "labs/manifests": manifests_dir(),
+    }
+
+
 def payload_disk(
-    dest: Path, sources: dict[str, Path], args: list[str], files: dict[str, str] | None = None
+    dest: Path,
+    sources: dict[str, Path],
+    command: list[str],
+    files: dict[str, str] | None = None,
 ) -> Path:
-    """A small ext4 image: ``src/<rel>`` for each source, the pytest arguments, ``files``.
+    """A small ext4 image: ``src/<rel>`` for each source, the command to run, ``files``.
 
     ``sources`` maps a path relative to the guest's rootdir to a file or
     directory on the host (``kindlab`` -> the package, ``labs`` -> the tests...);
-    ``files`` are small texts at the disk's top (``timeout-scale``).
+    ``files`` are small texts at the disk's top (``timeout-scale``, ``hold``).
     """
     staging = dest.parent / (dest.name + ".d")
     shutil.rmtree(staging, ignore_errors=True)
@@ -397,7 +412,7 @@ def payload_disk(
             shutil.copytree(host_path, target, ignore=ignore, symlinks=False, dirs_exist_ok=True)
         else:
             shutil.copy2(host_path, target)
-    (staging / "pytest-args").write_text("".join(a + "\n" for a in args))
+    (staging / "command").write_text("".join(a + "\n" for a in command))
     for name, text in (files or {}).items():
         (staging / name).write_text(text)
     try:

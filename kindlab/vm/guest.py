@@ -60,11 +60,13 @@ GUEST_MODULES = (
 
 EVENTS_PORT = "kindlab.events"
 ARTIFACTS_PORT = "kindlab.artifacts"
+CONTROL_PORT = "kindlab.control"  # a kept guest's command agent (kindlab/vm/agent.py)
 
 #: Where the payload disk is mounted in the guest, and what it holds.
 PAYLOAD_MOUNT = "/kindlab"
 PAYLOAD_SRC = f"{PAYLOAD_MOUNT}/src"  # rootdir of the test run; kindlab/ inside it
-PAYLOAD_ARGS = f"{PAYLOAD_MOUNT}/pytest-args"  # one argument per line
+PAYLOAD_COMMAND = f"{PAYLOAD_MOUNT}/command"  # what to run, one argument per line
+PAYLOAD_HOLD = f"{PAYLOAD_MOUNT}/hold"  # present: stay up for the agent afterwards
 RESULTS_DIR = "/results"
 KIND_PATH = "/usr/local/bin/kind"
 RUN_SCRIPT = "/usr/local/lib/kindlab/guest-run"
@@ -128,12 +130,19 @@ systemctl start docker.service
 for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null 2>&1 || {{ emit error "Docker did not start"; finish 3; }}
 emit docker "$(docker version --format '{{{{.Server.Version}}}}')"
-mapfile -t ARGS < {PAYLOAD_ARGS}
+mapfile -t CMD < {PAYLOAD_COMMAND}
 cd {PAYLOAD_SRC}
 export KINDLAB_TIMEOUT_SCALE=$(cat {PAYLOAD_MOUNT}/timeout-scale 2>/dev/null || echo 1)
-PYTHONPATH={PAYLOAD_SRC} PYTHONUNBUFFERED=1 KINDLAB_CACHE=/root/.cache/kindlab \
-  python3 -m pytest "${{ARGS[@]}}" --kindlab-events "$EV" 2>&1 | tee "$R/pytest.log"
-finish "${{PIPESTATUS[0]}}"
+export PYTHONPATH={PAYLOAD_SRC} PYTHONUNBUFFERED=1 KINDLAB_CACHE=/root/.cache/kindlab
+export KINDLAB_EVENTS="$EV"  # kindlab's progress and test reports go to the host
+"${{CMD[@]}}" 2>&1 | tee "$R/command.log"
+rc=${{PIPESTATUS[0]}}
+if [ -e {PAYLOAD_HOLD} ] && [ "$rc" = 0 ]; then
+  emit ready
+  unset KINDLAB_EVENTS  # the agent's commands answer on the control port
+  python3 {PAYLOAD_SRC}/kindlab/vm/agent.py "$(port {CONTROL_PORT})"
+fi
+finish "$rc"
 """
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kindlab.proc import started
 
-from .guest import ARTIFACTS_PORT, EVENTS_PORT
+from .guest import ARTIFACTS_PORT, CONTROL_PORT, EVENTS_PORT
 
 QEMU = "qemu-system-x86_64"
 #: What a Linux kernel prints first on the serial console.
@@ -56,6 +56,7 @@ class GuestSpec:
     cpus: int = 2
     memory: str = "8G"
     name: str = "kindlab-guest"
+    control: Path | None = None  # unix socket of the command agent (a kept guest)
 
 
 def qemu_argv(spec: GuestSpec, qemu: str = QEMU) -> list[str]:
@@ -75,6 +76,16 @@ def qemu_argv(spec: GuestSpec, qemu: str = QEMU) -> list[str]:
             # a guest of its own: the host's cgroup and network choices do not apply
             "net.ifnames=0",
         ]
+    )
+    control = (
+        [
+            "-chardev",
+            f"socket,id=control,path={spec.control},server=on,wait=off",
+            "-device",
+            f"virtserialport,chardev=control,name={CONTROL_PORT}",
+        ]
+        if spec.control
+        else []
     )
     return [
         qemu,
@@ -105,6 +116,7 @@ def qemu_argv(spec: GuestSpec, qemu: str = QEMU) -> list[str]:
         f"file,id=artifacts,path={spec.artifacts}",
         "-device",
         f"virtserialport,chardev=artifacts,name={ARTIFACTS_PORT}",
+        *control,
         "-device",
         "virtio-rng-pci",
         "-nic",

@@ -4,6 +4,7 @@ probe's fallback, events, and where the ipvs checks run."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -161,10 +162,27 @@ def test_kernel_files_picks_the_newest_kernel(tmp_path: Path) -> None:
 
 def test_guest_script_loads_ipvs_and_dummy_before_docker() -> None:
     script = guest.run_script()
-    assert script.index("modprobe") < script.index("systemctl start docker.service")
+    assert script.index('modprobe "$m"') < script.index("systemctl start docker.service")
     assert "ip_vs" in script and "dummy" in script
-    assert '--kindlab-events "$EV"' in script
+    assert 'export KINDLAB_EVENTS="$EV"' in script
     assert "poweroff" in script
+
+
+def test_guest_script_is_valid_bash(tmp_path: Path) -> None:
+    path = tmp_path / "guest-run"
+    path.write_text(guest.run_script())
+    subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_agent_runs_commands_and_reports_failures() -> None:
+    from kindlab.vm import agent
+
+    ok = agent.handle({"id": 7, "argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
+    assert ok == {"id": 7, "exit": 3, "stdout": "out\n", "stderr": "err\n"}
+    assert agent.handle({"id": 8, "argv": ["no-such-command-x"]})["exit"] == 127
+    assert agent.handle({"id": 9, "argv": "ls"})["exit"] == 2
+    slow = agent.handle({"id": 10, "argv": ["sleep", "5"], "timeout": 0.2})
+    assert slow["exit"] == 124
 
 
 def test_event_reader_returns_whole_lines_only(tmp_path: Path) -> None:
@@ -224,7 +242,13 @@ def test_decide_rejects_unknown_options() -> None:
 
 def test_guest_args_run_exactly_the_items_with_the_host_image() -> None:
     args = plugin_vm.guest_args(["labs/test_ipvs.py::test_a", "labs/x.py::t[ipvs]"], "img:1")
-    assert args[:2] == ["labs/test_ipvs.py::test_a", "labs/x.py::t[ipvs]"]
+    assert args[:5] == [
+        "python3",
+        "-m",
+        "pytest",
+        "labs/test_ipvs.py::test_a",
+        "labs/x.py::t[ipvs]",
+    ]
     assert args[args.index("--node-image") + 1] == "img:1"
     assert args[args.index("--ipvs-vm") + 1] == "never"  # no VM inside the VM
     assert args[args.index("--kind-bin") + 1] == guest.KIND_PATH
