@@ -57,6 +57,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else config_path(args.mode)
     load_cluster_config(config)
     support = kernel.host_support(args.mode)
+    if not support.ok and args.mode == "ipvs" and args.ipvs_vm != "never":
+        from kindlab import vm_cli
+
+        _say(f"{support.reason}: the cluster goes into a qemu guest")
+        return vm_cli.up_in_vm(_node_image(args), args.kind_bin, args.vm_accel, args.vm_memory)
     if not support.ok:
         raise ModeUnsupported(support.reason)
     if args.node_image:
@@ -88,6 +93,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from kindlab.vm import kept
+
+    kept.stop(progress=_say)
     manager = _manager(args)
     removed = manager.down()
     containers = remove_labelled_containers()
@@ -131,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--config", help="kind cluster config (default: clusters/MODE.yaml)")
     up.add_argument("--node-image", help="kind node image (default: kindlab's offline image)")
     up.add_argument("--kubernetes-version", help="version of the offline image to build")
+    up.add_argument(
+        "--ipvs-vm",
+        choices=("auto", "never"),
+        default="auto",
+        help="ipvs on a kernel without IP_VS: auto (a kept qemu guest) or never (refuse)",
+    )
+    up.add_argument("--vm-accel", choices=("auto", "kvm", "tcg"), default="auto")
+    up.add_argument("--vm-memory", default="8G", help="the guest's memory (default 8G)")
     cluster_opts(up)
     up.set_defaults(func=cmd_up)
 
@@ -149,9 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kindlab import walk_cli
 
     walk_cli.register_cli(sub)
-    from kindlab import nodeimage
+    from kindlab import nodeimage, vm_cli
 
     nodeimage.register_cli(sub)
+    vm_cli.register_cli(sub)
     return parser
 
 
