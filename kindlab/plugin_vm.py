@@ -32,8 +32,6 @@ Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
 
 VM_CHOICES = ("auto", "always", "never")
-#: KINDLAB_TIMEOUT_SCALE in a guest under TCG (see kindlab.timing).
-TCG_TIMEOUT_SCALE = 4
 #: The property of a report that says where its check ran (set on the host).
 RAN_IN_PROPERTY = "kindlab-ran-in"
 events_sink_key = pytest.StashKey["EventSink"]()
@@ -86,10 +84,13 @@ def decide(
 
 
 def guest_args(nodeids: list[str], node_image: str) -> list[str]:
-    """The pytest arguments of the guest's run (pure)."""
+    """The guest's command: pytest on exactly ``nodeids`` (pure)."""
     from kindlab.vm import guest
 
     return [
+        "python3",
+        "-m",
+        "pytest",
         *nodeids,
         "-p",
         "kindlab.plugin",
@@ -115,14 +116,9 @@ def payload_sources(
     rootdir: Path, items: list[pytest.Item], inifile: Path | None
 ) -> dict[str, Path]:
     """What the guest's rootdir needs: kindlab, its data, the items' test directories."""
-    import kindlab
-    from kindlab.paths import clusters_dir, manifests_dir
+    from kindlab.vm.disk import kindlab_sources
 
-    sources: dict[str, Path] = {
-        "kindlab": Path(kindlab.__file__).resolve().parent,
-        "clusters": clusters_dir(),
-        "labs/manifests": manifests_dir(),
-    }
+    sources = kindlab_sources()
     if inifile is not None and inifile.is_relative_to(rootdir):
         sources[str(inifile.relative_to(rootdir))] = inifile
     conftest = rootdir / "conftest.py"
@@ -212,16 +208,13 @@ class IpvsVm:
             node_image = _node_image(config, self.say)
             kind_bin = find_kind(config.getoption("kind_bin"), progress=self.say)
             self.say(f"ipvs checks run in a qemu guest: {self.decision_for().why}")
-            disk = vm.build_disk(node_image, kind_bin, self.say)
-            accel = vm.choose_accel(disk.kernel, mode=config.getoption("vm_accel"))
-            self.say(f"accelerator: {accel.reason}")
+            disk, accel = vm.prepare(node_image, kind_bin, config.getoption("vm_accel"), self.say)
             self._ran_in = f"qemu guest, kernel {disk.kernel_release}, {accel.name}"
             rootdir = Path(str(config.rootpath))
             inifile = Path(str(config.inipath)) if config.inipath else None
             sources = payload_sources(rootdir, self.items, inifile)
             args = guest_args([i.nodeid for i in self.items], node_image)
-            # everything is several times slower under emulation: so are the waits
-            files = {"timeout-scale": "1" if accel.name == "kvm" else str(TCG_TIMEOUT_SCALE)}
+            files = vm.payload_files(accel)
             self._run = vm.GuestRun(
                 disk,
                 lambda dest: vm.payload_disk(dest, sources, args, files),
@@ -381,7 +374,10 @@ def add_options(group: Any) -> None:
         default=2400,
         help="seconds the whole guest run may take (default 2400)",
     )
-    group.addoption("--kindlab-events", default=None, help=argparse_suppress())
+    # set by a guest's script: where progress and reports go (the events port)
+    group.addoption(
+        "--kindlab-events", default=os.environ.get("KINDLAB_EVENTS"), help=argparse_suppress()
+    )
 
 
 def argparse_suppress() -> str:
