@@ -421,7 +421,9 @@ def samples(cluster: Cluster, pytestconfig: pytest.Config) -> Samples:
     if cluster.name not in deployed:
         samples = deploy_samples(cluster.kube, progress=lambda m: _say(pytestconfig, m))
         _say(pytestconfig, "waiting for kube-proxy to program them")
-        wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
+        nodes = [cluster.node(n) for n in cluster.node_names]
+        for state in wait_proxy_synced(nodes, since=time.time()):
+            _say(pytestconfig, f"kube-proxy synced: {state}")
         deployed[cluster.name] = samples
     return deployed[cluster.name]
 
