@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -108,7 +109,8 @@ class _UsageError(KindlabError):
 def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     """Carry out ``kindlab walk``; returns the exit status.
 
-    0, or 1 when the walk spent its budget, or 2 on bad input.
+    0, or 1 when the walk spent its budget, 2 on bad input, 141 (as for SIGPIPE)
+    when whoever reads the output stops reading.
     """
     out = stdout or sys.stdout
     try:
@@ -130,11 +132,16 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     except KindlabError as exc:
         print(f"kindlab walk: error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(result.to_json(), out, indent=2)
-        out.write("\n")
-    else:
-        out.write(text(result, verbose=args.verbose))
+    rendered = json.dumps(result.to_json(), indent=2) + "\n" if args.json else None
+    try:
+        out.write(rendered or text(result, verbose=args.verbose))
+        out.flush()
+    except BrokenPipeError:
+        # The reader left (``| head``): stop quietly, as a tool killed by SIGPIPE would,
+        # and keep the interpreter's last flush of stdout from failing again.
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -102,7 +102,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -236,15 +236,7 @@ class Packet:
         return f"{self.proto} {src} -> {dst}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "src": self.src,
-            "dst": self.dst,
-            "proto": self.proto,
-            "dport": self.dport,
-            "sport": self.sport,
-            "in_interface": self.in_interface,
-            "out_interface": self.out_interface,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,3 +189,21 @@ def test_icmp_to_a_service_of_1003_endpoints_is_not_translated() -> None:
     doc = json.loads(out)
     assert (code, doc["translated"], doc["outcomes"]) == (0, False, [])
     assert [(e["verdict"], e["share"]) for e in doc["endings"]] == [("ACCEPT", "1")]
+
+
+class ClosedPipe(io.StringIO):
+    """An output whose reader has gone, as behind ``| head`` once head has its lines."""
+
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_a_reader_that_stops_reading_ends_the_walk_quietly(
+    json_flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parser().parse_args(
+        ["walk", str(DUMP), "--proto", "tcp", "--dst", "10.96.45.17", "--dport", "80", *json_flag]
+    )
+    assert walk_cli.run(args, stdout=ClosedPipe()) == 141
+    assert capsys.readouterr().err == ""
