@@ -220,6 +220,8 @@ def build_docker_root(
         "-H unix:///run/docker.sock --pidfile /run/docker.pid"
     )
     archive = work / "node-image.tar"
+    # the mount point of the data root (Debian's docker.io makes it on first start)
+    (rootfs / "var" / "lib" / "docker").mkdir(exist_ok=True)
     try:
         run(
             [
@@ -260,8 +262,9 @@ def build_docker_root(
                 run([*inner, "version"], timeout=20)
                 break
             except CommandError as exc:
-                if time.monotonic() > deadline:
-                    logs = run(["docker", "logs", "--tail", "30", name])
+                state = run(["docker", "inspect", "--format", "{{.State.Status}}", name]).strip()
+                if state != "running" or time.monotonic() > deadline:
+                    logs = _logs(name)
                     raise PreconditionError(
                         f"the guest's dockerd did not start in the prep container: {logs}"
                     ) from exc
@@ -286,17 +289,23 @@ def build_docker_root(
         listed = run([*inner, "image", "inspect", "--format", "{{.Id}}", node_image]).strip()
         progress(f"guest Docker data: {node_image} is {listed[:19]}")
         run(["docker", "stop", "-t", "30", name])
+        shutil.rmtree(out, ignore_errors=True)
+        data.rename(out)
+        _mark_done(out, key)
     finally:
-        archive.unlink(missing_ok=True)
         try:
             run(["docker", "rm", "-f", name])
         except CommandError as exc:
             progress(f"could not remove {name}: {exc}")
-    shutil.rmtree(out, ignore_errors=True)
-    data.rename(out)
-    shutil.rmtree(work, ignore_errors=True)
-    _mark_done(out, key)
+        shutil.rmtree(work, ignore_errors=True)
     return out, key
+
+
+def _logs(container: str) -> str:
+    try:
+        return run(["docker", "logs", "--tail", "30", container], on_line=lambda _: None)
+    except CommandError as exc:
+        return exc.stdout
 
 
 def build_disk(node_image: str, kind_binary: Path, progress: Progress = _quiet) -> GuestDisk:
