@@ -93,11 +93,13 @@ port() {{  # the device of a named virtio-serial port, with or without udev's sy
   echo /dev/null
 }}
 EV=$(port {EVENTS_PORT})
-emit() {{  # emit STAGE [DETAIL]: one JSON line on the events port
-  local up; up=$(cut -d' ' -f1 /proc/uptime)
-  python3 -c 'import json, sys; print(json.dumps({{"event": "stage", "stage": sys.argv[1],
-    "detail": sys.argv[2], "uptime": float(sys.argv[3])}}))' "$1" "${{2:-}}" "$up" >>"$EV"
-  echo "kindlab-guest: $1 ${{2:-}} (uptime $up s)"
+emit() {{  # emit STAGE [DETAIL]: one JSON line on the events port (no Python: seconds under TCG)
+  local up detail
+  up=$(cut -d' ' -f1 /proc/uptime)
+  detail=$(printf '%s' "${{2:-}}" | tr '\n\t' '  ' | tr -d '"\\\000-\037')
+  printf '{{"event": "stage", "stage": "%s", "detail": "%s", "uptime": %s}}\n' \
+    "$1" "$detail" "$up" >>"$EV"
+  echo "kindlab-guest: $1 $detail (uptime $up s)"
 }}
 finish() {{
   emit finished "$1"

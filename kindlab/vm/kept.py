@@ -144,7 +144,7 @@ def start(
         for path in (spec.events, spec.artifacts, spec.console):
             path.touch()
         progress(
-            f"booting a kept guest (kernel {disk.kernel_release}, {accel.name}): {accel.reason}"
+            f"booting a kept guest (kernel {disk.kernel_release}, {accel.name}, no network card)"
         )
         # Detached on purpose: the guest outlives this command, until `kindlab down`.
         proc = subprocess.Popen(

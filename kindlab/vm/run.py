@@ -194,7 +194,7 @@ class GuestRun:
         (self.dir / "qemu.argv").write_text(json.dumps(argv))
         self.progress(
             f"booting the guest (kernel {self.disk.kernel_release}, {self.accel.name}, "
-            f"{self.cpus} vCPUs, {self.memory}, no network card): {self.accel.reason}"
+            f"{self.cpus} vCPUs, {self.memory}, no network card)"
         )
         self._started = time.monotonic()
         self._proc = self._stack.enter_context(
