@@ -93,7 +93,7 @@ def up_in_vm(
 def _guest() -> KeptGuest:
     from kindlab.vm import kept
 
-    running = kept.load()
+    running = kept.load() or kept.running_test_guest()
     if running is None:
         raise PreconditionError("no kept guest runs: `kindlab up --mode ipvs` starts one")
     return running

@@ -132,6 +132,9 @@ systemctl start docker.service
 for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null 2>&1 || {{ emit error "Docker did not start"; finish 3; }}
 emit docker "$(docker version --format '{{{{.Server.Version}}}}')"
+if [ ! -e {PAYLOAD_HOLD} ]; then  # a look inside while tests run: `kindlab vm exec`
+  python3 {PAYLOAD_SRC}/kindlab/vm/agent.py "$(port {CONTROL_PORT})" &
+fi
 mapfile -t CMD < {PAYLOAD_COMMAND}
 cd {PAYLOAD_SRC}
 export KINDLAB_TIMEOUT_SCALE=$(cat {PAYLOAD_MOUNT}/timeout-scale 2>/dev/null || echo 1)

@@ -80,6 +80,22 @@ class KeptGuest:
         return True
 
 
+def running_test_guest() -> KeptGuest | None:
+    """The newest guest of a test run still booted (to look inside it while it runs)."""
+    from .run import runs_dir
+
+    states = sorted(runs_dir().glob("*/state.json"), key=lambda p: p.stat().st_mtime)
+    for state in reversed(states):
+        try:
+            data = json.loads(state.read_text())
+            guest = KeptGuest.from_json({**data, "qemu_pid": data["qemu"]})
+        except (OSError, ValueError, KeyError):
+            continue
+        if guest.alive():
+            return guest
+    return None
+
+
 def load() -> KeptGuest | None:
     """The kept guest, if one runs (a dead one's directory is removed)."""
     state = kept_dir() / "state.json"

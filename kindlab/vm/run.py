@@ -187,6 +187,7 @@ class GuestRun:
             accel=self.accel,
             cpus=self.cpus,
             memory=self.memory,
+            control=self.dir / "control.sock",
         )
         for path in (spec.events, spec.artifacts, spec.console):
             path.touch()
@@ -200,7 +201,13 @@ class GuestRun:
         self._proc = self._stack.enter_context(
             started(argv, log_path=self.dir / "qemu.out", grace=5)
         )
-        self._write_state(qemu=self._proc.pid)
+        self._write_state(
+            qemu=self._proc.pid,
+            control=str(spec.control),
+            kernel=self.disk.kernel_release,
+            accel=self.accel.name,
+            node_image=self.disk.node_image,
+        )
         self._reader = EventReader(spec.events)
 
     def _stop(self) -> None:
