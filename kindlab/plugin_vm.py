@@ -283,13 +283,13 @@ class IpvsVm:
         self._done.add(item.nodeid)
         return report
 
-    def _finish(self) -> None:
+    def _finish(self, *, drain: bool = True) -> None:
         run, self._run = self._run, None
         if run is None:
             return
         try:
             # drain what is left: the guest's final stage and its power-off
-            if self._failure is None:
+            if drain and self._failure is None:
                 for event in self._events:
                     if event.kind in ("stage", "progress"):
                         self.say(event.describe())
@@ -302,8 +302,9 @@ class IpvsVm:
         self.say(f"guest run took {run.elapsed:.0f}s")
 
     def pytest_sessionfinish(self) -> None:
-        # Ctrl-C or an early exit: stop qemu, keep what it left
-        self._finish()
+        # Still running here means Ctrl-C or an early exit (-x): stop qemu now, keep
+        # its console and events; its own results never came.
+        self._finish(drain=False)
 
 
 def _tag_entry(report: pytest.TestReport, ran_in: str) -> None:
