@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from kindlab import labels
+from kindlab.errors import CommandError
 from kindlab.kind import find_kind
 from kindlab.paths import project_root
 from kindlab.proc import run, started
@@ -44,6 +45,8 @@ class Point:
     #: its result, so the text, not whole lines).
     reached: re.Pattern[str]
     args: tuple[str, ...] = ()
+    #: Then also wait until the cluster's node runs this program (the test body's probe).
+    in_node: str | None = None
 
 
 POINTS = [
@@ -51,8 +54,8 @@ POINTS = [
     Point("image check", re.compile(r"labs/test_iptables\.py::test_\w+ ")),
     Point("kind create", re.compile(r"Starting control-plane")),
     Point("sample deploy", re.compile(r"kindlab: waiting for \d+ ready endpoints")),
-    # The samples fixture's last word: the first test's body (pings) comes next.
-    Point("inside a test", re.compile(r"kindlab: kube-proxy synced: ")),
+    # The first test's body, while it pings the ClusterIP from the node.
+    Point("inside a test", re.compile(r"kindlab: kube-proxy synced: "), in_node="ping"),
     # The last result: what is left is the cluster's deletion and the report.
     Point("report writing", re.compile(rf"::{LAST}\[iptables\] (PASSED|FAILED|ERROR)"),
           ("-k", "proxy_mode")),
@@ -95,6 +98,19 @@ def kindlab_networks() -> set[str]:
     return set(by_label) | {n for n in names if n.startswith(labels.CLUSTER_PREFIX)}
 
 
+def node_runs(log: str, program: str) -> bool:
+    """Whether the control-plane node of the run's cluster runs ``program`` now."""
+    named = re.search(r"creating kind cluster (kindlab-\S+)", log)
+    if named is None:
+        return False
+    node = f"{named.group(1)}-control-plane"
+    try:
+        top = run(["docker", "top", node, "-eo", "pid,args"], timeout=10)
+    except CommandError:  # not created yet, or already gone
+        return False
+    return any(line.split()[1:2] == [program] for line in top.splitlines())
+
+
 def processes_with(marker: str) -> list[str]:
     """Processes whose environment holds ``marker`` (this case's KINDLAB_CACHE)."""
     found = []
@@ -124,18 +140,30 @@ class Outcome:
 
 
 def interrupt_at(point: Point, argv: list[str], env: dict[str, str], log: Path) -> Outcome:
+    """Start the run, send SIGINT to its group at ``point``; how long it took to end."""
+
+    def there() -> bool:
+        text = log.read_text(errors="replace")
+        if not point.reached.search(text):
+            return False
+        return point.in_node is None or node_runs(text, point.in_node)
+
     with started(argv, cwd=project_root(), env=env, log_path=log) as child:
-        deadline = time.monotonic() + REACH_BUDGET
-        while not point.reached.search(log.read_text(errors="replace")):
-            if child.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                pytest.fail(f"the run never reached {point.name!r}; its output ends:\n{tail}")
-            time.sleep(0.05)
-        os.killpg(child.pid, signal.SIGINT)
-        sent = time.monotonic()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=60)
-        took = time.monotonic() - sent
+        try:
+            deadline = time.monotonic() + REACH_BUDGET
+            while not there():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                    pytest.fail(f"the run never reached {point.name!r}; its output ends:\n{tail}")
+                time.sleep(0.05)
+        finally:
+            # Ctrl-C also when the watching failed, so that the run cleans up after itself.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGINT)
+            sent = time.monotonic()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=60)
+            took = time.monotonic() - sent
     return Outcome(took, child.returncode, log.read_text(errors="replace"))
 
 
