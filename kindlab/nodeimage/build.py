@@ -463,7 +463,7 @@ def _node_key(plan: _Plan) -> str:
             "components": plan.components,
             "targets": plan.targets,
             "files": plan.files,
-            "unpacked": "overlayfs",
+            "unpacked": "overlayfs, layer blobs discarded",
         },
     )
 
@@ -545,6 +545,9 @@ def _assemble(ctx: _Ctx, plan: _Plan, key: str, tag: str) -> None:
                     # cannot unpack into this root: import locally, label below
                     "--local",
                     "--snapshotter=overlayfs",
+                    # the unpacked layers are all a node uses; the compressed copies
+                    # would only double what a node copies into its /var at creation
+                    "--discard-unpacked-layers",
                     "-",
                 ],
                 stdin_path=archive,
