@@ -30,6 +30,7 @@ from kindlab.kind import PROXY_MODES, ClusterConfig, Kind, load_cluster_config
 from kindlab.kube import Kube
 from kindlab.node import Node, Recorder, docker_client
 from kindlab.paths import cache_dir, clusters_dir
+from kindlab.proc import pid_alive
 from kindlab.timing import scaled
 
 Progress = Callable[[str], None]
@@ -141,16 +142,6 @@ def _interrupt_after(progress: Progress, doing: str) -> Iterator[None]:
             previous(signal.SIGINT, None)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ClusterManager:
     """Creates, reuses and removes kindlab's kind clusters."""
 
@@ -221,7 +212,7 @@ class ClusterManager:
             if state.get("keep") or name in self.clusters:
                 continue
             same_host = state.get("host") == socket.gethostname()
-            if same_host and _pid_alive(int(state.get("pid", 0))):
+            if same_host and pid_alive(int(state.get("pid", 0))):
                 continue
             if name in existing:
                 pid = state.get("pid")

@@ -96,7 +96,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.pluginmanager.register(_ReportCollector(config), "kindlab-report")
-    plugin_vm.register(config, lambda message: _say(config, message), _entry)
+    plugin_vm.register(
+        config, lambda message: _say(config, message), _entry, lambda: choose_node_image(config)
+    )
     if not hasattr(config, "workerinput"):
         config.stash[_run_id_key] = secrets.token_hex(3)
 
@@ -249,17 +251,24 @@ def kind_binary(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def node_image(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The node image: ``--node-image``, else kindlab's offline image (built once, cached)."""
-    explicit = pytestconfig.getoption("node_image")
+    lock = FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-node-image.lock"))
+    with lock, _one_line_errors():
+        return choose_node_image(pytestconfig)
+
+
+def choose_node_image(config: pytest.Config) -> str:
+    """``--node-image`` if Docker has it, else kindlab's offline image, built or reused.
+
+    Raises :class:`PreconditionError` (one line) when the named image is missing.
+    """
+    explicit = config.getoption("node_image")
     if explicit:
-        with _one_line_errors():
-            require_node_image(str(explicit))
+        require_node_image(str(explicit))
         return str(explicit)
     from kindlab import nodeimage
 
-    version = pytestconfig.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
-    lock = FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-node-image.lock"))
-    with lock, _one_line_errors():
-        return nodeimage.build(version, progress=lambda m: _say(pytestconfig, m))
+    version = config.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
+    return nodeimage.build(version, progress=lambda m: _say(config, m))
 
 
 @pytest.fixture(scope="session")

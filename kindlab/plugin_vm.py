@@ -134,10 +134,13 @@ def payload_sources(
 class IpvsVm:
     """Runs the ipvs items of this session in a qemu guest (host side)."""
 
-    def __init__(self, config: pytest.Config, say: Say, entry: EntryFn) -> None:
+    def __init__(
+        self, config: pytest.Config, say: Say, entry: EntryFn, node_image: Callable[[], str]
+    ) -> None:
         self.config = config
         self.say = say
         self.entry = entry
+        self.node_image = node_image
         self.items: list[pytest.Item] = []
         self.decision: Decision | None = None
         self._reports: dict[str, list[pytest.TestReport]] = {}
@@ -205,7 +208,7 @@ class IpvsVm:
         config = self.config
         try:
             vm.remove_leftovers(self.say)
-            node_image = _node_image(config, self.say)
+            node_image = self.node_image()
             kind_bin = find_kind(config.getoption("kind_bin"), progress=self.say)
             self.say(f"ipvs checks run in a qemu guest: {self.decision_for().why}")
             disk, accel = vm.prepare(node_image, kind_bin, config.getoption("vm_accel"), self.say)
@@ -317,16 +320,6 @@ def _tag_entry(report: pytest.TestReport, ran_in: str) -> None:
     report.user_properties = props
 
 
-def _node_image(config: pytest.Config, say: Say) -> str:
-    explicit = config.getoption("node_image")
-    if explicit:
-        return str(explicit)
-    from kindlab import nodeimage
-
-    version = config.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
-    return nodeimage.build(version, progress=say)
-
-
 def _keep_dir(config: pytest.Config) -> Path:
     target = config.getoption("kindlab_report")
     base = Path(target).parent if target else Path(str(config.rootpath)) / "reports"
@@ -387,12 +380,14 @@ def argparse_suppress() -> str:
     return argparse.SUPPRESS
 
 
-def register(config: pytest.Config, say: Say, entry: EntryFn) -> IpvsVm:
+def register(
+    config: pytest.Config, say: Say, entry: EntryFn, node_image: Callable[[], str]
+) -> IpvsVm:
     events = config.getoption("kindlab_events", None)
     if events:
         sink = EventSink(config, events)
         config.stash[events_sink_key] = sink
         config.pluginmanager.register(sink, "kindlab-events")
-    plugin = IpvsVm(config, say, entry)
+    plugin = IpvsVm(config, say, entry, node_image)
     config.pluginmanager.register(plugin, "kindlab-ipvs-vm")
     return plugin

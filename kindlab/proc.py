@@ -297,3 +297,16 @@ def _write_some(fd: int, pending: memoryview) -> memoryview:
     except BrokenPipeError:
         return pending[:0]
     return pending[written:]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

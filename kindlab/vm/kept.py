@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.proc import run
+from kindlab.proc import pid_alive, run
 
 from .disk import GuestDisk, vm_dir
 from .events import EventReader
@@ -71,13 +71,7 @@ class KeptGuest:
         return f"qemu guest, kernel {self.kernel}, {self.accel}"
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.qemu_pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(self.qemu_pid)
 
 
 def running_test_guest() -> KeptGuest | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.proc import run, started
+from kindlab.proc import pid_alive, run, started
 
 from .disk import GuestDisk, vm_dir
 from .events import Event, EventReader
@@ -49,16 +49,6 @@ def runs_dir() -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(progress: Progress = _quiet) -> list[Path]:
     """Kill the qemu of runs whose owner is gone and remove their directories."""
     removed = []
@@ -67,10 +57,10 @@ def remove_leftovers(progress: Progress = _quiet) -> list[Path]:
             state = json.loads(state_file.read_text())
         except (OSError, ValueError):
             state = {}
-        if _pid_alive(int(state.get("owner", 0) or 0)):
+        if pid_alive(int(state.get("owner", 0) or 0)):
             continue
         qemu_pid = int(state.get("qemu", 0) or 0)
-        if qemu_pid and _pid_alive(qemu_pid) and _is_qemu(qemu_pid):
+        if qemu_pid and pid_alive(qemu_pid) and _is_qemu(qemu_pid):
             progress(f"stopping leftover qemu {qemu_pid} of a dead run")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(qemu_pid, signal.SIGKILL)
