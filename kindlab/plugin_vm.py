@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +152,7 @@ class IpvsVm:
         self._started = False
         self._events: Any = None
         self._run: Any = None
+        self._sigterm: Any = None
 
     # -- deciding --------------------------------------------------------------
 
@@ -206,6 +209,10 @@ class IpvsVm:
         from kindlab.kind import find_kind
 
         config = self.config
+        # A SIGTERM (CI's timeout, a closed session) would end Python at once and leave
+        # qemu, which runs in a session of its own, behind: make it a Ctrl-C instead.
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
         try:
             vm.remove_leftovers(self.say)
             node_image = self.node_image()
@@ -300,6 +307,9 @@ class IpvsVm:
             self.say(f"the guest did not end cleanly: {exc}")
         finally:
             run.__exit__(None, None, None)
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
         if run.kept:
             self.say(f"guest console, events and results kept in {run.kept}")
         self.say(f"guest run took {run.elapsed:.0f}s")
@@ -308,6 +318,10 @@ class IpvsVm:
         # Still running here means Ctrl-C or an early exit (-x): stop qemu now, keep
         # its console and events; its own results never came.
         self._finish(drain=False)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _tag_entry(report: pytest.TestReport, ran_in: str) -> None:
