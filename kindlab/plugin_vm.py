@@ -296,6 +296,7 @@ class IpvsVm:
     def _finish(self, *, drain: bool = True) -> None:
         run, self._run = self._run, None
         if run is None:
+            self._restore_sigterm()
             return
         try:
             # drain what is left: the guest's final stage and its power-off
@@ -307,12 +308,15 @@ class IpvsVm:
             self.say(f"the guest did not end cleanly: {exc}")
         finally:
             run.__exit__(None, None, None)
-            if self._sigterm is not None:
-                signal.signal(signal.SIGTERM, self._sigterm)
-                self._sigterm = None
+        self._restore_sigterm()
         if run.kept:
             self.say(f"guest console, events and results kept in {run.kept}")
         self.say(f"guest run took {run.elapsed:.0f}s")
+
+    def _restore_sigterm(self) -> None:
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def pytest_sessionfinish(self) -> None:
         # Still running here means Ctrl-C or an early exit (-x): stop qemu now, keep
