@@ -17,18 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kindlab import __version__, kernel
+from kindlab import __version__
 from kindlab.cleanup import remove_labelled_containers
-from kindlab.clusters import (
-    ClusterManager,
-    ModeUnsupported,
-    config_path,
-    read_states,
-    require_node_image,
-)
+from kindlab.clusters import ClusterManager, ModeUnsupported, preflight
 from kindlab.errors import CommandError, KindlabError
-from kindlab.kind import Kind, find_kind, load_cluster_config
+from kindlab.kind import Kind, find_kind
 from kindlab.samples import deploy_samples, wait_proxy_synced
+from kindlab.state import read_states
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -52,20 +47,18 @@ def _node_image(args: argparse.Namespace) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    # An unknown mode, a bad config, a kernel without the mode's support or a node
-    # image Docker lacks fails here, before anything is built or created.
-    config = Path(args.config) if args.config else config_path(args.mode)
-    load_cluster_config(config)
-    support = kernel.host_support(args.mode)
-    if not support.ok and args.mode == "ipvs" and args.ipvs_vm != "never":
+    # An unknown mode, a bad config, a node image Docker lacks or a kernel without the
+    # mode's support fails here, before anything is built or created.
+    config = Path(args.config) if args.config else None
+    try:
+        preflight(args.mode, config, image=args.node_image)
+    except ModeUnsupported as exc:
+        if args.mode != "ipvs" or args.ipvs_vm == "never":
+            raise
         from kindlab import vm_cli
 
-        _say(f"{support.reason}: the cluster goes into a qemu guest")
+        _say(f"{exc}: the cluster goes into a qemu guest")
         return vm_cli.up_in_vm(_node_image(args), args.kind_bin, args.vm_accel, args.vm_memory)
-    if not support.ok:
-        raise ModeUnsupported(support.reason)
-    if args.node_image:
-        require_node_image(args.node_image)
     manager = _manager(args, keep=True, image=_node_image(args))
     cluster = manager.ensure(args.mode, config)
     samples = deploy_samples(cluster.kube, progress=_say)
@@ -108,9 +101,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not states:
         print("no kindlab clusters")
     for name, state in states.items():
-        kept = "kept" if state.get("keep") else f"run {state.get('run_id')} pid {state.get('pid')}"
-        done = "" if state.get("complete") else " (incomplete)"
-        print(f"{name}  {state.get('mode')}  {state.get('image')}  {kept}{done}")
+        if state.problem:
+            print(f"{name}  unreadable state: {state.problem} (`kindlab down` removes it)")
+            continue
+        kept = "kept" if state.keep else f"run {state.run_id} pid {state.pid}"
+        done = "" if state.complete else " (incomplete)"
+        print(f"{name}  {state.mode}  {state.image}  {kept}{done}")
     return 0
 
 

@@ -1,17 +1,20 @@
 """Cluster lifecycle: one kind cluster per proxy mode, named, recorded, removable.
 
 :class:`ClusterManager` owns the clusters of one run. Before ``kind create
-cluster`` starts, it writes a state file (``<cache>/clusters/NAME.json``) with
-the owner's pid, so that a crashed or interrupted run's clusters are found
-and removed at the next start. Every failure path (a bad input, a failed
-create, Ctrl-C) leaves nothing behind unless the user asked to keep clusters.
+cluster`` starts, it writes a state file (:mod:`kindlab.state`) with the owner's
+pid, so that a crashed or interrupted run's clusters are found and removed at the
+next start. Every failure path (a bad input, a failed create, Ctrl-C) leaves
+nothing behind unless the user asked to keep clusters.
+
+:func:`preflight` is every check that can fail before anything is created; the
+manager, ``kindlab up`` and the pytest plugin all call it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
-import json
 import os
 import secrets
 import signal
@@ -22,15 +25,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from kindlab import kernel, labels
+from kindlab import kernel
+from kindlab.constants import CLUSTER_PREFIX, PROXY_MODES
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.kind import PROXY_MODES, ClusterConfig, Kind, load_cluster_config
+from kindlab.kind import ClusterConfig, Kind, load_cluster_config
 from kindlab.kube import Kube
 from kindlab.node import Node, Recorder, docker_client
 from kindlab.paths import cache_dir, clusters_dir
 from kindlab.proc import pid_alive
+from kindlab.state import (
+    ClusterState,
+    default_dir,
+    forget,
+    kubeconfig_path,
+    read_states,
+    write_state,
+)
 from kindlab.timing import scaled
 
 Progress = Callable[[str], None]
@@ -50,26 +61,35 @@ class ClusterCreateError(KindlabError):
 
 @dataclass
 class Cluster:
-    """A running kind cluster kindlab created (or reuses)."""
+    """A running kind cluster kindlab created (or reuses): its state, API and nodes."""
 
-    name: str
-    mode: str
+    state: ClusterState
     kubeconfig: Path
-    image: str
     config: ClusterConfig
-    kept: bool
     node_names: list[str] = field(default_factory=list)
     _kube: Kube | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    @property
+    def mode(self) -> str:
+        return self.state.mode
+
+    @property
+    def kept(self) -> bool:
+        return self.state.keep
+
+    @property
+    def control_plane(self) -> str:
+        return self.state.control_plane
 
     @property
     def kube(self) -> Kube:
         if self._kube is None:
             self._kube = Kube(self.kubeconfig)
         return self._kube
-
-    @property
-    def control_plane(self) -> str:
-        return f"{self.name}-control-plane"
 
     def node(self, name: str | None = None, *, recorder: Recorder | None = None) -> Node:
         return Node(name or self.control_plane, recorder=recorder)
@@ -79,11 +99,34 @@ class Cluster:
 
 
 def config_path(mode: str) -> Path:
+    """kindlab's kind config for ``mode`` (clusters/MODE.yaml); refuses an unknown mode."""
     if mode not in PROXY_MODES:
         raise PreconditionError(
             f"unknown proxy mode {mode!r}; expected one of {', '.join(PROXY_MODES)}"
         )
     return clusters_dir() / f"{mode}.yaml"
+
+
+def preflight(mode: str, config: Path | None = None, *, image: str | None = None) -> ClusterConfig:
+    """Every check that can fail before anything is created, cheapest first.
+
+    The mode must be known and the cluster config (``config``, else kindlab's for the
+    mode) must read and set that mode; Docker must have ``image`` (when one is named:
+    kindlab's own is checked once built); the Docker host's kernel must support the
+    mode, else :class:`ModeUnsupported`. Raises :class:`PreconditionError`, one line.
+    """
+    default = config_path(mode)  # refuses an unknown mode, whatever the config
+    cfg = load_cluster_config(config or default)
+    if cfg.proxy_mode != mode:
+        raise PreconditionError(
+            f"cluster config {cfg.path} sets kubeProxyMode {cfg.proxy_mode!r}, not {mode!r}"
+        )
+    if image is not None:
+        require_node_image(image)
+    support = kernel.host_support(mode)
+    if not support.ok:
+        raise ModeUnsupported(support.reason)
+    return cfg
 
 
 def require_node_image(image: str) -> None:
@@ -159,7 +202,7 @@ class ClusterManager:
         self.image = image
         self.keep = keep
         self.run_id = run_id or secrets.token_hex(3)
-        self.state_dir = state_dir or cache_dir() / "clusters"
+        self.state_dir = state_dir or default_dir()
         self.progress = progress
         self.clusters: dict[str, Cluster] = {}
 
@@ -167,56 +210,30 @@ class ClusterManager:
 
     def name_for(self, mode: str) -> str:
         """Kept clusters have a stable name to be found again; others are per run."""
-        base = f"{labels.CLUSTER_PREFIX}{mode}"
+        base = f"{CLUSTER_PREFIX}{mode}"
         return base if self.keep else f"{base}-{self.run_id}"
 
-    def _state_path(self, name: str) -> Path:
-        return self.state_dir / f"{name}.json"
-
-    def _kubeconfig_path(self, name: str) -> Path:
-        return self.state_dir / f"{name}.kubeconfig"
-
-    def _write_state(self, name: str, state: dict[str, Any]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self._state_path(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        tmp.replace(self._state_path(name))
-
-    def states(self) -> dict[str, dict[str, Any]]:
+    def states(self) -> dict[str, ClusterState]:
         return read_states(self.state_dir)
 
     def _forget(self, name: str) -> None:
-        for path in (self._state_path(name), self._kubeconfig_path(name)):
-            path.unlink(missing_ok=True)
+        forget(name, self.state_dir)
 
     # -- lifecycle -------------------------------------------------------------
-
-    def check_preconditions(self, mode: str, config: Path | None = None) -> ClusterConfig:
-        """Every check that can fail before anything is created, in one place."""
-        cfg = load_cluster_config(config or config_path(mode))
-        if cfg.proxy_mode != mode:
-            raise PreconditionError(
-                f"cluster config {cfg.path} sets kubeProxyMode {cfg.proxy_mode!r}, not {mode!r}"
-            )
-        support = kernel.host_support(mode)
-        if not support.ok:
-            raise ModeUnsupported(support.reason)
-        require_node_image(self.image)
-        return cfg
 
     def remove_leftovers(self) -> list[str]:
         """Delete clusters of earlier runs that died without cleaning up."""
         existing = set(self.kind.clusters())
+        mine = {c.name for c in self.clusters.values()}
         removed = []
         for name, state in self.states().items():
-            if state.get("keep") or name in self.clusters:
+            if state.keep or name in mine:
                 continue
-            same_host = state.get("host") == socket.gethostname()
-            if same_host and pid_alive(int(state.get("pid", 0))):
+            if state.host == socket.gethostname() and pid_alive(state.pid):
                 continue
             if name in existing:
-                pid = state.get("pid")
-                self.progress(f"removing leftover cluster {name} (its run, pid {pid}, is gone)")
+                why = state.problem or f"its run, pid {state.pid}, is gone"
+                self.progress(f"removing leftover cluster {name} ({why})")
                 self.kind.delete(name)
                 removed.append(name)
             self._forget(name)
@@ -226,35 +243,30 @@ class ClusterManager:
         """The cluster for ``mode``: reused if kept and healthy, else created."""
         if mode in self.clusters:
             return self.clusters[mode]
-        cfg = self.check_preconditions(mode, config)
+        cfg = preflight(mode, config, image=self.image)
         name = self.name_for(mode)
         fingerprint = _fingerprint(cfg.path, self.image)
-        kubeconfig = self._kubeconfig_path(name)
         if name in self.kind.clusters():
-            reused = self._reuse(name, mode, cfg, kubeconfig, fingerprint)
+            reused = self._reuse(name, cfg, fingerprint)
             if reused is not None:
                 self.clusters[mode] = reused
                 return reused
             self.kind.delete(name)
             self._forget(name)
-        cluster = self._create(name, mode, cfg, kubeconfig, fingerprint)
+        cluster = self._create(name, mode, cfg, fingerprint)
         self.clusters[mode] = cluster
         return cluster
 
-    def _reuse(
-        self, name: str, mode: str, cfg: ClusterConfig, kubeconfig: Path, fingerprint: str
-    ) -> Cluster | None:
+    def _reuse(self, name: str, cfg: ClusterConfig, fingerprint: str) -> Cluster | None:
         """The existing cluster ``name`` if this run made it or it is kept and unchanged."""
         state = self.states().get(name)
-        if not state or not state.get("complete"):
+        if state is None or not state.complete:
             self.progress(f"cluster {name} exists but was never completed; recreating it")
             return None
-        if state.get("run_id") != self.run_id and not (
-            self.keep and state.get("fingerprint") == fingerprint
-        ):
+        if state.run_id != self.run_id and not (self.keep and state.fingerprint == fingerprint):
             self.progress(f"cluster {name} exists with another image or config; recreating it")
             return None
-        cluster = Cluster(name, mode, kubeconfig, self.image, cfg, kept=self.keep)
+        cluster = Cluster(state, kubeconfig_path(name, self.state_dir), cfg)
         try:
             cluster.node_names = cluster.kube.wait_nodes_ready(timeout=60)
         except KindlabError as exc:
@@ -263,28 +275,25 @@ class ClusterManager:
         self.progress(f"reusing cluster {name}")
         return cluster
 
-    def _create(
-        self, name: str, mode: str, cfg: ClusterConfig, kubeconfig: Path, fingerprint: str
-    ) -> Cluster:
+    def _create(self, name: str, mode: str, cfg: ClusterConfig, fingerprint: str) -> Cluster:
         started = time.monotonic()
+        state = ClusterState(
+            name,
+            mode=mode,
+            image=self.image,
+            config=str(cfg.path),
+            fingerprint=fingerprint,
+            keep=self.keep,
+            pid=os.getpid(),
+            run_id=self.run_id,
+            host=socket.gethostname(),
+            created=time.time(),
+            complete=False,
+        )
+        kubeconfig = kubeconfig_path(name, self.state_dir)
         try:
             # Inside the try: a Ctrl-C just after the state is written still removes it.
-            self._write_state(
-                name,
-                {
-                    "name": name,
-                    "mode": mode,
-                    "image": self.image,
-                    "config": str(cfg.path),
-                    "fingerprint": fingerprint,
-                    "keep": self.keep,
-                    "pid": os.getpid(),
-                    "run_id": self.run_id,
-                    "host": socket.gethostname(),
-                    "created": time.time(),
-                    "complete": False,
-                },
-            )
+            write_state(state, self.state_dir)
             self.progress(f"creating kind cluster {name} ({mode} mode, image {self.image})")
             self.kind.create(
                 name,
@@ -293,7 +302,7 @@ class ClusterManager:
                 kubeconfig=kubeconfig,
                 wait=f"{scaled(300):.0f}s",
             )
-            cluster = Cluster(name, mode, kubeconfig, self.image, cfg, kept=self.keep)
+            cluster = Cluster(state, kubeconfig, cfg)
             cluster.node_names = cluster.kube.wait_nodes_ready(timeout=scaled(300))
         except KeyboardInterrupt:
             # kindlab.proc has stopped kind by now: nothing is still creating the cluster.
@@ -306,8 +315,8 @@ class ClusterManager:
             raise ClusterCreateError(
                 f"creating cluster {name} failed (logs: {logs}); nothing was left behind:\n{exc}"
             ) from exc
-        state = self.states().get(name, {})
-        self._write_state(name, {**state, "complete": True})
+        cluster.state = dataclasses.replace(state, complete=True)
+        write_state(cluster.state, self.state_dir)
         self.progress(f"cluster {name} ready in {time.monotonic() - started:.0f}s")
         return cluster
 
@@ -346,7 +355,7 @@ class ClusterManager:
         """Delete this run's clusters, whichever process created them (xdist workers)."""
         removed = []
         for name, state in self.states().items():
-            if state.get("run_id") == self.run_id and not state.get("keep"):
+            if state.run_id == self.run_id and not state.keep:
                 self.progress(f"deleting cluster {name}")
                 self._discard(name)
                 removed.append(name)
@@ -364,17 +373,6 @@ class ClusterManager:
                 removed.append(name)
             self._forget(name)
         return removed
-
-
-def read_states(state_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The state files of kindlab's clusters, by cluster name."""
-    directory = state_dir or cache_dir() / "clusters"
-    out: dict[str, dict[str, Any]] = {}
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.json")):
-            with contextlib.suppress(OSError, ValueError):
-                out[path.stem] = json.loads(path.read_text())
-    return out
 
 
 def _fingerprint(config: Path, image: str) -> str:

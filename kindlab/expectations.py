@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from kindlab.kind import PROXY_MODES
+from kindlab.constants import PROXY_MODES
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -9,22 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kindlab import probes
-from kindlab.clusters import read_states
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
 from kindlab.kube import Kube
 from kindlab.node import Node
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
-from kindlab.paths import cache_dir
+from kindlab.state import ClusterState, kubeconfig_path, read_states
 from kindlab.walk_render import text
 from kindlab.walker import Packet, walk
 
 
-def find_service(cluster_ip: str) -> tuple[str, str, Kube, str]:
-    """(cluster name, mode, API, namespace/name) of the Service owning ``cluster_ip``."""
+def find_service(cluster_ip: str) -> tuple[ClusterState, Kube, str]:
+    """(cluster, API, namespace/name) of the Service owning ``cluster_ip``."""
     for name, state in read_states().items():
-        kubeconfig = cache_dir() / "clusters" / f"{name}.kubeconfig"
-        if not state.get("complete") or not kubeconfig.exists():
+        kubeconfig = kubeconfig_path(name)
+        if not state.complete or not kubeconfig.exists():
             continue
         kube = Kube(kubeconfig)
         try:
@@ -33,7 +32,7 @@ def find_service(cluster_ip: str) -> tuple[str, str, Kube, str]:
             continue
         for svc, ip in ips.items():
             if ip == cluster_ip:
-                return name, str(state.get("mode")), kube, svc
+                return state, kube, svc
     raise PreconditionError(
         f"no running kindlab cluster has a Service with ClusterIP {cluster_ip}; "
         "start one with `kindlab up --mode iptables`"
@@ -41,12 +40,13 @@ def find_service(cluster_ip: str) -> tuple[str, str, Kube, str]:
 
 
 def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
-    cluster, mode, kube, svc_name = find_service(cluster_ip)
+    cluster, kube, svc_name = find_service(cluster_ip)
+    mode = cluster.mode
     namespace, name = svc_name.split("/", 1)
     svc = kube.service(namespace, name)
     log = Evidence()
-    node = Node(f"{cluster}-control-plane", recorder=log.record)
-    say(f"Service {svc_name} in cluster {cluster} ({mode} mode): ClusterIP {svc.cluster_ip}")
+    node = Node(cluster.control_plane, recorder=log.record)
+    say(f"Service {svc_name} in cluster {cluster.name} ({mode} mode): ClusterIP {svc.cluster_ip}")
     for port in svc.ports:
         say(f"  port {port.port}/{port.protocol} -> target {port.target_port}")
     say(f"  ready endpoints: {', '.join(svc.ready_ips) or 'none'}")

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
+# Re-exported: kindlab.kind was their home before kindlab.constants.
+from kindlab.constants import KIND_VERSION as KIND_VERSION
+from kindlab.constants import PROXY_MODES as PROXY_MODES
 from kindlab.errors import PreconditionError
 from kindlab.paths import cache_dir
 from kindlab.proc import run
 
-#: The kind release kindlab pins when it has to build kind itself.
-KIND_VERSION = "v0.30.0"
 KIND_MODULE = "sigs.k8s.io/kind"
-PROXY_MODES = ("iptables", "ipvs", "nftables")
 
 Progress = Callable[[str], None]
 

@@ -28,15 +28,17 @@ from kindlab.clusters import (
     Cluster,
     ClusterManager,
     ModeUnsupported,
-    read_states,
+    preflight,
     require_node_image,
 )
+from kindlab.constants import PROXY_MODES
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
-from kindlab.kind import PROXY_MODES, Kind, find_kind
+from kindlab.kind import Kind, find_kind
 from kindlab.node import Node
 from kindlab.report import Entry, Finding, write_reports
 from kindlab.samples import Samples, deploy_samples, wait_proxy_synced
+from kindlab.state import read_states
 
 MARKERS = {
     "iptables": "a lab check of kube-proxy in iptables mode (needs a kind cluster)",
@@ -307,7 +309,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not xdist_controller or config.getoption("keep_clusters"):
         return
     run_id = _run_id(config)
-    if not any(s.get("run_id") == run_id for s in read_states().values()):
+    if not any(s.run_id == run_id for s in read_states().values()):
         return
     kind = Kind(find_kind(config.getoption("kind_bin")))
     ClusterManager(kind, image="", run_id=run_id, progress=lambda m: _say(config, m)).release_run()
@@ -380,11 +382,11 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
             pytest.fail(f"kindlab: {decision.error}", pytrace=False)
         if decision.skip_reason:
             pytest.skip(decision.skip_reason)
-        from kindlab import kernel
-
-        support = kernel.host_support(mode)
-        if not support.ok:
-            pytest.skip(f"ipvs mode cannot run here: {support.reason}")
+        with _one_line_errors():
+            try:
+                preflight(mode)  # the node_image fixture checks the image
+            except ModeUnsupported as exc:
+                pytest.skip(f"ipvs mode cannot run here: {exc}")
     result: Cluster = request.getfixturevalue(f"{mode}_cluster")
     return result
 

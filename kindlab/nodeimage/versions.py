@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 # The kind release the node image is made for: the one kindlab's kind driver pins.
-from kindlab.kind import KIND_VERSION as KIND_VERSION
+from kindlab.constants import KIND_VERSION as KIND_VERSION
 
 DEFAULT_KUBERNETES_VERSION = "v1.34.4"
 # Debian suite for the node's root file system: trixie's containerd (2.x) is new

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from kindlab import labels
+from kindlab.constants import CLUSTER_PREFIX
 from kindlab.errors import CommandError
 from kindlab.kind import find_kind
 from kindlab.paths import project_root
@@ -87,7 +88,7 @@ def kind_containers() -> set[str]:
             "--format", f'{{{{.Label "{labels.KIND_CLUSTER}"}}}}/{{{{.Names}}}}',
         ]
     )  # fmt: skip
-    return {c for c in out.split() if c.startswith(labels.CLUSTER_PREFIX)}
+    return {c for c in out.split() if c.startswith(CLUSTER_PREFIX)}
 
 
 def kindlab_networks() -> set[str]:
@@ -95,7 +96,7 @@ def kindlab_networks() -> set[str]:
         ["docker", "network", "ls", "--filter", f"label={labels.MANAGED}=true", "-q"]
     ).split()
     names = run(["docker", "network", "ls", "--format", "{{.Name}}"]).split()
-    return set(by_label) | {n for n in names if n.startswith(labels.CLUSTER_PREFIX)}
+    return set(by_label) | {n for n in names if n.startswith(CLUSTER_PREFIX)}
 
 
 def node_runs(log: str, program: str) -> bool:

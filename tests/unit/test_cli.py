@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from kindlab import cli, clusters, kernel
+from kindlab import cli, clusters, kernel, vm_cli
 from kindlab.cli import main
 from kindlab.kernel import Support
+from kindlab.state import ClusterState, write_state
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +50,48 @@ def test_bad_cluster_config(
 
 def test_status_with_nothing_created(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["status"], capsys)[:2] == (0, "no kindlab clusters\n")
+
+
+def test_status_lists_each_state_and_says_which_cannot_be_read(
+    capsys: pytest.CaptureFixture[str], own_cache: Path
+) -> None:
+    write_state(ClusterState("kindlab-iptables", mode="iptables", image="img:1", keep=True))
+    write_state(
+        ClusterState("kindlab-nftables-r1", mode="nftables", image="img:2", run_id="r1", pid=7)
+    )
+    (own_cache / "clusters" / "kindlab-ipvs.json").write_text("{")
+    code, out, _ = run(["status"], capsys)
+    assert code == 0
+    assert out.splitlines() == [
+        "kindlab-iptables  iptables  img:1  kept (incomplete)",
+        f"kindlab-ipvs  unreadable state: {own_cache / 'clusters' / 'kindlab-ipvs.json'}: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1) "
+        "(`kindlab down` removes it)",
+        "kindlab-nftables-r1  nftables  img:2  run r1 pid 7 (incomplete)",
+    ]
+
+
+def test_up_ipvs_on_a_kernel_without_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_ipvs = "Docker host kernel 6.1.0 lacks CONFIG_IP_VS"
+    monkeypatch.setattr(kernel, "host_support", lambda mode: Support(mode, False, (), no_ipvs))
+    monkeypatch.setattr(clusters, "require_node_image", lambda image: None)
+    code, _, err = run(
+        ["up", "--mode", "ipvs", "--node-image", "img:1", "--ipvs-vm", "never"], capsys
+    )
+    assert (code, err) == (2, f"kindlab: error: {no_ipvs}\n")
+
+    guests: list[tuple[object, ...]] = []
+
+    def up_in_vm(*args: object) -> int:
+        guests.append(args)
+        return 0
+
+    monkeypatch.setattr(vm_cli, "up_in_vm", up_in_vm)
+    code, _, err = run(["up", "--mode", "ipvs", "--node-image", "img:1"], capsys)
+    assert (code, err) == (0, f"kindlab: {no_ipvs}: the cluster goes into a qemu guest\n")
+    assert guests == [("img:1", None, "auto", "8G")]
 
 
 def test_walk_is_wired(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from kindlab.constants import PROXY_MODES
 from kindlab.errors import PreconditionError
-from kindlab.kind import PROXY_MODES, load_cluster_config, parse_cluster_config
+from kindlab.kind import load_cluster_config, parse_cluster_config
 from kindlab.paths import clusters_dir
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,10 @@ from kindlab.clusters import ClusterCreateError, ClusterManager, require_node_im
 from kindlab.errors import PreconditionError
 from kindlab.kind import load_cluster_config
 from kindlab.paths import clusters_dir
+from kindlab.state import ClusterState, write_state
+
+#: A pid no process has (above Linux's pid_max of 2**22).
+DEAD_PID = 2**22 + 1
 
 
 class FakeKind:
@@ -63,9 +68,9 @@ def no_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(clusters, "Kube", FakeKube)
     monkeypatch.setattr(
-        ClusterManager,
-        "check_preconditions",
-        lambda self, mode, config=None: load_cluster_config(clusters_dir() / f"{mode}.yaml"),
+        clusters,
+        "preflight",
+        lambda mode, config=None, image=None: load_cluster_config(clusters_dir() / f"{mode}.yaml"),
     )
 
 
@@ -85,7 +90,10 @@ def test_create_writes_state_first_and_release_deletes() -> None:
     cluster = m.ensure("iptables")
     assert cluster.name == "kindlab-iptables-r1"
     state = m.states()[cluster.name]
-    assert state["complete"] is True and state["run_id"] == "r1" and state["keep"] is False
+    assert (state.complete, state.run_id, state.keep, state.mode) == (True, "r1", False, "iptables")
+    assert (
+        cluster.state == state and cluster.kubeconfig == m.state_dir / f"{cluster.name}.kubeconfig"
+    )
     assert m.ensure("iptables") is cluster
     m.release_all()
     assert kind.existing == set()
@@ -110,25 +118,67 @@ def test_failed_create_exports_logs_then_removes_the_cluster() -> None:
     assert kind.existing == set() and m.states() == {}
 
 
-def test_leftovers_of_dead_runs_are_removed_kept_and_live_ones_stay(tmp_path: Path) -> None:
+def test_leftovers_of_dead_runs_are_removed_kept_and_live_ones_stay() -> None:
+    kind = FakeKind()
+    m = manager(kind, run_id="now")
+    host = socket.gethostname()
+    for name, pid, keep in [
+        ("kindlab-iptables-dead", DEAD_PID, False),
+        ("kindlab-nftables-alive", os.getpid(), False),
+        ("kindlab-iptables", DEAD_PID, True),
+    ]:
+        kind.existing.add(name)
+        write_state(ClusterState(name, pid=pid, host=host, keep=keep, complete=True), m.state_dir)
+    assert m.remove_leftovers() == ["kindlab-iptables-dead"]
+    assert kind.existing == {"kindlab-nftables-alive", "kindlab-iptables"}
+    assert sorted(m.states()) == ["kindlab-iptables", "kindlab-nftables-alive"]
+
+
+def test_a_crashed_runs_state_files_that_cannot_be_read_still_get_their_clusters_removed() -> None:
+    kind = FakeKind()
+    said: list[str] = []
+    m = manager(kind, run_id="now", progress=said.append)
+    m.state_dir.mkdir(parents=True)
+    files = {
+        "kindlab-iptables-a1": '{"name": "kindlab-iptables-a1", "pid": 12',  # cut short
+        "kindlab-nftables-b2": '{"name": "kindlab-nftables-b2", "pid": "12"}',  # pid a string
+        "kindlab-ipvs-c3": '{"name": "kindlab-ipvs-c4"}',  # another cluster's
+    }
+    for name, text in files.items():
+        kind.existing.add(name)
+        (m.state_dir / f"{name}.json").write_text(text)
+        (m.state_dir / f"{name}.kubeconfig").write_text("apiVersion: v1\n")
+    assert sorted(m.remove_leftovers()) == sorted(files)
+    assert kind.existing == set() and list(m.state_dir.iterdir()) == []
+    reasons = [
+        line for line in said if line.startswith("removing leftover cluster kindlab-nftables")
+    ]
+    assert len(reasons) == 1 and "field 'pid': expected int, got '12'" in reasons[0]
+
+
+def test_a_state_file_of_an_older_kindlab_is_read_as_it_was_written() -> None:
     kind = FakeKind()
     m = manager(kind, run_id="now")
     m.state_dir.mkdir(parents=True)
-    import os
-    import socket
-
-    host = socket.gethostname()
-    for name, pid, keep in [
-        ("kindlab-iptables-dead", 2**22 + 1, False),
-        ("kindlab-nftables-alive", os.getpid(), False),
-        ("kindlab-iptables", 2**22 + 1, True),
-    ]:
-        kind.existing.add(name)
-        (m.state_dir / f"{name}.json").write_text(
-            json.dumps({"pid": pid, "host": host, "keep": keep, "complete": True})
-        )
-    assert m.remove_leftovers() == ["kindlab-iptables-dead"]
-    assert kind.existing == {"kindlab-nftables-alive", "kindlab-iptables"}
+    # Exactly what kindlab wrote before ClusterState (a dict), for a run that died.
+    old = {
+        "complete": True,
+        "config": "/work/main/clusters/iptables.yaml",
+        "created": 1764300000.5,
+        "fingerprint": "0123456789abcdef",
+        "host": socket.gethostname(),
+        "image": "kindlab/node:v1.34.4-abc",
+        "keep": False,
+        "mode": "iptables",
+        "name": "kindlab-iptables-0ld",
+        "pid": DEAD_PID,
+        "run_id": "0ld",
+    }
+    (m.state_dir / "kindlab-iptables-0ld.json").write_text(json.dumps(old))
+    kind.existing.add("kindlab-iptables-0ld")
+    state = m.states()["kindlab-iptables-0ld"]
+    assert state.problem == "" and state.to_json() == old
+    assert m.remove_leftovers() == ["kindlab-iptables-0ld"]
 
 
 def test_kept_cluster_is_reused_when_unchanged_and_recreated_when_image_changes() -> None:

@@ -1,9 +1,12 @@
 """Expectations are data: exactly one per behaviour, mode and version."""
 
+import subprocess
+import sys
+
 import pytest
 
+from kindlab.constants import PROXY_MODES
 from kindlab.expectations import CLAIMS, EXPECTATIONS, Version, claim, expect
-from kindlab.kind import PROXY_MODES
 
 
 @pytest.mark.parametrize(
@@ -52,3 +55,14 @@ def test_claims_are_numbered_once_and_name_real_modes() -> None:
 def test_no_expectation_is_a_lookup_error() -> None:
     with pytest.raises(LookupError, match="0 expectations"):
         expect("ping-clusterip", "userspace", "v1.34.0")
+
+
+def test_expectations_import_no_driver() -> None:
+    # Pure data: reading the claims must not need YAML, Docker or the kind driver.
+    code = (
+        "import sys, kindlab.expectations; "
+        "print(sorted(m for m in ('kindlab.kind', 'yaml', 'docker', 'kubernetes') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"importing kindlab.expectations imported {out.stdout}"

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from kindlab import explain
+from kindlab.errors import PreconditionError
 from kindlab.kube import Endpoint, ServiceInfo, ServicePort
 from kindlab.node import ExecResult
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
+from kindlab.state import ClusterState, write_state
 from kindlab.walk_render import text
 from kindlab.walker import Packet, walk
 
@@ -29,8 +31,11 @@ PODS = ("10.244.0.5", "10.244.0.6", "10.244.0.7")
 class ReplayNode:
     """Answers the commands explain runs with what a real node printed."""
 
+    names: ClassVar[list[str]] = []
+
     def __init__(self, name: str, recorder: Callable[[ExecResult], None] | None = None) -> None:
         self.name = name
+        self.names.append(name)
 
     def _result(self, argv: tuple[str, ...], capture: str, exit_code: int = 0) -> ExecResult:
         out = (CAPTURED / capture).read_text()
@@ -61,11 +66,13 @@ class FakeKube:
 
 
 def test_explain_prints_the_walks_as_kindlab_walk_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    def find_service(cluster_ip: str) -> tuple[str, str, Any, str]:
-        return "kindlab-x", "iptables", FakeKube(), "default/agnhost"
+    def find_service(cluster_ip: str) -> tuple[ClusterState, Any, str]:
+        state = ClusterState("kindlab-x", mode="iptables", complete=True)
+        return state, FakeKube(), "default/agnhost"
 
     monkeypatch.setattr(explain, "find_service", find_service)
     monkeypatch.setattr(explain, "Node", ReplayNode)
+    monkeypatch.setattr(ReplayNode, "names", [])
     said: list[str] = []
     explain.explain(CLUSTER_IP, say=said.append)
     out = "\n".join(said)
@@ -80,6 +87,36 @@ def test_explain_prints_the_walks_as_kindlab_walk_does(monkeypatch: pytest.Monke
     assert "Result: not translated (ACCEPT)" in out
     assert "Result: translated: DNAT to 10.244.0.5:8080 1/3 (33.33%)" in out
     assert "ping from the node: 2 sent, 0 echo replies" in out
+    assert set(ReplayNode.names) == {"kindlab-x-control-plane"}
+
+
+def test_the_service_is_found_in_a_complete_cluster_through_its_state_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path))
+    states = tmp_path / "clusters"
+    ips = {"kindlab-iptables": "10.96.0.10", "kindlab-nftables": CLUSTER_IP}
+    for name in ("kindlab-iptables", "kindlab-nftables", "kindlab-ipvs"):
+        write_state(ClusterState(name, mode=name.split("-")[1], complete=True))
+        (states / f"{name}.kubeconfig").write_text("apiVersion: v1\n")
+    write_state(ClusterState("kindlab-ipvs", mode="ipvs", complete=False))  # never came up
+    asked: list[Path] = []
+
+    class ApiOf:
+        def __init__(self, kubeconfig: Path) -> None:
+            asked.append(kubeconfig)
+            self.name = kubeconfig.stem
+
+        def cluster_ips(self) -> dict[str, str]:
+            return {"default/agnhost": ips[self.name]}
+
+    monkeypatch.setattr(explain, "Kube", ApiOf)
+    state, kube, svc = explain.find_service(CLUSTER_IP)
+    assert (state.name, state.mode, svc) == ("kindlab-nftables", "nftables", "default/agnhost")
+    assert isinstance(kube, ApiOf) and kube.name == "kindlab-nftables"
+    assert asked == [states / "kindlab-iptables.kubeconfig", states / "kindlab-nftables.kubeconfig"]
+    with pytest.raises(PreconditionError, match="no running kindlab cluster has a Service"):
+        explain.find_service("10.96.9.9")
 
 
 def _local_addresses() -> list[str]:
