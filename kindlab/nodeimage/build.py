@@ -650,15 +650,6 @@ def _require_docker() -> None:
         ) from exc
 
 
-def default_tag(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str:
-    """The repository:tag prefix of node images for a version (``kindlab/node:v1.34.4``).
-
-    The full tag built by :func:`build` adds a content hash; :func:`find_built`
-    finds the newest built one.
-    """
-    return f"{NODE_REPO}:{KubeVersion.parse(kubernetes_version)}"
-
-
 def build(
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     *,
@@ -756,26 +747,6 @@ def rootfs_image(*, progress: Progress | None = None) -> str:
     (cache_dir() / "tmp").mkdir(parents=True, exist_ok=True)
     version = KubeVersion.parse(DEFAULT_KUBERNETES_VERSION)
     return stage_rootfs(_Ctx(version, cache_dir(), progress or _quiet, "go", False))
-
-
-def find_built(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str | None:
-    """The newest node image built for this version, or None. Builds nothing."""
-    version = KubeVersion.parse(kubernetes_version)
-    out = run(
-        [
-            "docker",
-            "images",
-            "--filter",
-            f"label={MANAGED}",
-            "--filter",
-            f"label=io.kindlab.kubernetes-version={version}",
-            "--format",
-            "{{.Repository}}:{{.Tag}}\t{{.CreatedAt}}",
-        ]
-    )
-    rows = [line.split("\t") for line in out.splitlines() if line.startswith(NODE_REPO + ":")]
-    rows.sort(key=lambda r: r[1], reverse=True)
-    return rows[0][0] if rows else None
 
 
 def list_images() -> list[tuple[str, str, str]]:

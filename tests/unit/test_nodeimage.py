@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kindlab.nodeimage import cache, gobuild, images, kindsrc, versions
-from kindlab.nodeimage.build import _docker_hub_name, default_tag
+from kindlab.nodeimage.build import _docker_hub_name
 from kindlab.nodeimage.versions import KubeVersion
 from kindlab.paths import cache_dir
 
@@ -81,10 +81,6 @@ def test_unknown_minor_names_the_known_ones() -> None:
 )
 def test_etcd_image_tag_maps_to_module_version(tag: str, module: str) -> None:
     assert versions.etcd_module_version(tag) == module
-
-
-def test_default_tag_names_the_version() -> None:
-    assert default_tag("v1.34.4") == "kindlab/node:v1.34.4"
 
 
 @pytest.mark.parametrize(
