@@ -52,8 +52,7 @@ def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
     say(f"  ready endpoints: {', '.join(svc.ready_ips) or 'none'}")
     say("")
     say(f"ping from the node: {probes.summarize_ping(probes.ping(node, cluster_ip, count=2))}")
-    route = probes.route(node, cluster_ip)
-    say(f"ip route get: {route.type} via {route.via} dev {route.dev}")
+    say(f"ip route get: {probes.summarize_route(probes.route(node, cluster_ip))}")
     owner = probes.addresses(node).owner(cluster_ip)
     say(f"interface holding {cluster_ip}: {owner.name if owner else 'none'}")
     for port in svc.ports:

@@ -70,6 +70,16 @@ def route(node: Node, ip: str) -> RouteGet:
     return parse_route_get(node.ip_route_get(ip).output)
 
 
+def summarize_route(route: RouteGet) -> str:
+    """One line a learner can read: where the kernel sends the packet, or why it will not."""
+    if route.error:
+        behind = f" (route type {route.error_route_type})" if route.error_route_type else ""
+        return f"no route: {route.error}{behind}"
+    via = f" via {route.via}" if route.via else ""
+    line = f"{route.type}{via} dev {route.dev}"
+    return line if route.reachable else f"no route: {line}"
+
+
 def proxy_mode(node: Node) -> str:
     """What kube-proxy says at 127.0.0.1:10249/proxyMode."""
     return node.proxy_mode().check().stdout.strip()

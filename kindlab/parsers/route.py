@@ -25,7 +25,7 @@ Schema::
       attrs: ((key, value), ...)  # any other "key value" pair, e.g. ("expires", "297sec")
       error: str | None         # "No route to host" from "RTNETLINK answers: ..."
       raw: (str, ...)
-      accessors: reachable, is_local, attr(key),
+      accessors: reachable, is_local,
                  error_route_type  # the route type behind an error: "No route to host" ->
                                    # "unreachable", "Permission denied" -> "prohibit",
                                    # "Invalid argument" -> "blackhole"; None otherwise
@@ -167,12 +167,6 @@ class RouteGet:
     def error_route_type(self) -> str | None:
         """The kind of route that produced ``error``, when the errno tells."""
         return _ERROR_ROUTE_TYPES.get(self.error or "")
-
-    def attr(self, key: str) -> str | None:
-        for k, v in self.attrs:
-            if k == key:
-                return v
-        return None
 
 
 def parse_route_get(text: str) -> RouteGet:

@@ -12,12 +12,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kindlab import explain
+from kindlab import explain, probes
 from kindlab.errors import PreconditionError
 from kindlab.kube import Endpoint, ServiceInfo, ServicePort
 from kindlab.node import ExecResult
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
+from kindlab.parsers.route import parse_route_get
 from kindlab.state import ClusterState, write_state
 from kindlab.walk_render import text
 from kindlab.walker import Packet, walk
@@ -87,7 +88,35 @@ def test_explain_prints_the_walks_as_kindlab_walk_does(monkeypatch: pytest.Monke
     assert "Result: not translated (ACCEPT)" in out
     assert "Result: translated: DNAT to 10.244.0.5:8080 1/3 (33.33%)" in out
     assert "ping from the node: 2 sent, 0 echo replies" in out
+    assert "ip route get: unicast via 172.19.0.1 dev eth0" in said
     assert set(ReplayNode.names) == {"kindlab-x-control-plane"}
+
+
+ROUTES = Path(__file__).resolve().parents[1] / "fixtures" / "route"
+
+
+@pytest.mark.parametrize(
+    ("capture", "line"),
+    [
+        ("via-gateway", "unicast via 172.17.0.1 dev eth0"),
+        ("on-link", "unicast dev eth0"),
+        ("local-kube-ipvs0", "local dev lo"),
+        ("unreachable", "no route: No route to host (route type unreachable)"),
+        ("prohibit", "no route: Permission denied (route type prohibit)"),
+        ("network-unreachable", "no route: Network is unreachable"),
+    ],
+)
+def test_the_route_line_says_where_the_packet_goes_or_why_not(capture: str, line: str) -> None:
+    route = parse_route_get((ROUTES / f"{capture}.out").read_text())
+    assert probes.summarize_route(route) == line
+
+
+def test_a_reject_route_printed_as_a_route_is_no_route() -> None:
+    # ip -6 route get prints some reject routes instead of failing (see test_parsers_route).
+    route = parse_route_get(
+        "unreachable fd00:200::1 from :: dev lo proto boot metric 1024 pref medium\n"
+    )
+    assert probes.summarize_route(route) == "no route: unreachable dev lo"
 
 
 def test_the_service_is_found_in_a_complete_cluster_through_its_state_file(

@@ -211,12 +211,6 @@ def test_unreachable_type_is_not_reachable() -> None:
     assert not r.reachable and r.type == "unreachable"
 
 
-def test_attr_lookup() -> None:
-    r = parse_route_get("10.0.0.9 dev eth0 uid 0\n    cache expires 297sec\n")
-    assert r.attr("expires") == "297sec"
-    assert r.attr("mtu") is None
-
-
 # --- errors -------------------------------------------------------------------------
 
 
