@@ -15,8 +15,8 @@ Schema::
       local_errors: (LocalError, ...)       # "ping: sendmsg: Operation not permitted"
       stats: PingStats | None               # None when ping gave up before sending
       raw: (str, ...)                       # every non-empty line
-      accessors: answered, errors_from, failure, network_unreachable,
-                 transmitted, received, errors, packet_loss, time_ms
+      accessors: answered, errors_from, failure,
+                 transmitted, received, errors, time_ms
     EchoReply
       size: int, from_addr: str, from_name: str | None, seq: int,
       ttl: int | None, time_ms: float | None, duplicate: bool, raw: str
@@ -190,11 +190,6 @@ class PingResult:
         return self.local_errors[-1].message
 
     @property
-    def network_unreachable(self) -> bool:
-        """ping could not even send: the node has no route ("connect: Network is unreachable")."""
-        return any(e.message.endswith("Network is unreachable") for e in self.local_errors)
-
-    @property
     def transmitted(self) -> int:
         return self.stats.transmitted if self.stats else 0
 
@@ -205,11 +200,6 @@ class PingResult:
     @property
     def errors(self) -> int:
         return self.stats.errors if self.stats else 0
-
-    @property
-    def packet_loss(self) -> float | None:
-        """Percent lost; None when ping printed no statistics."""
-        return self.stats.loss_percent if self.stats else None
 
     @property
     def time_ms(self) -> int | None:
