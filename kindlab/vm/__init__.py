@@ -10,6 +10,7 @@ disks), :mod:`kindlab.vm.qemu` (command line, KVM probe), :mod:`kindlab.vm.run`
 from collections.abc import Callable
 from pathlib import Path
 
+from . import tuning
 from .disk import GuestDisk, build_disk, kindlab_sources, payload_disk
 from .events import Event, EventReader
 from .qemu import Accel, choose_accel
@@ -31,8 +32,19 @@ def prepare(
 
 
 def payload_files(accel: Accel) -> dict[str, str]:
-    """The small files of a run's payload that depend on how the guest runs."""
-    return {"timeout-scale": "1" if accel.name == "kvm" else str(TCG_TIMEOUT_SCALE)}
+    """The files of a run's payload that depend on how the guest runs.
+
+    Under TCG: longer waits, and kind configs with the control plane trimmed
+    (:mod:`kindlab.vm.tuning`), in place of the checkout's.
+    """
+    if accel.name == "kvm":
+        return {"timeout-scale": "1"}
+    from kindlab.paths import clusters_dir
+
+    files = {"timeout-scale": str(TCG_TIMEOUT_SCALE)}
+    for config in sorted(clusters_dir().glob("*.yaml")):
+        files[f"src/clusters/{config.name}"] = tuning.trimmed_config(config.read_text())
+    return files
 
 
 __all__ = [

@@ -407,7 +407,8 @@ def payload_disk(
 
     ``sources`` maps a path relative to the guest's rootdir to a file or
     directory on the host (``kindlab`` -> the package, ``labs`` -> the tests...);
-    ``files`` are small texts at the disk's top (``timeout-scale``, ``hold``).
+    ``files`` are texts by path on the disk (``timeout-scale``, ``hold``,
+    ``src/clusters/ipvs.yaml``).
     """
     staging = dest.parent / (dest.name + ".d")
     shutil.rmtree(staging, ignore_errors=True)
@@ -422,8 +423,10 @@ def payload_disk(
         else:
             shutil.copy2(host_path, target)
     (staging / "command").write_text("".join(a + "\n" for a in command))
-    for name, text in (files or {}).items():
-        (staging / name).write_text(text)
+    for rel, text in (files or {}).items():  # after the sources: they may replace one
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
     try:
         run(
             [
