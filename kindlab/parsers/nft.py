@@ -24,14 +24,13 @@ Schema::
       family, name: str; handle: int | None; comment: str | None; flags: (str, ...)
       chains: (NftChain, ...); sets: (NftSet, ...)   # sets and maps, in nft's order
       raw: str
-      accessors: chain(name), set(name), maps(), rules()
+      accessors: chain(name), set(name), rules()
     NftChain
       family, table, name: str; handle: int | None
       type, hook: str | None; prio: int | str | None; policy: str | None  # base chains only
       comment: str | None
       rules: (NftRule, ...)
       raw: str
-      accessors: is_base
     NftRule
       family, table, chain: str; handle: int | None; comment: str | None
       expr_json: str                        # the "expr" list as compact JSON
@@ -63,7 +62,6 @@ Schema::
     kube_proxy_table(ruleset, family="ip") -> NftTable | None
     cluster_ip_entries(table, ip) -> ClusterIPEntries
       cluster_ips, service_ips, no_endpoint_services: (NftElement, ...)
-      accessors: service_chains, rejected (bool)
     no_endpoint_reject(table, ip, protocol=None, port=None) -> NoEndpointReject | None
       element: NftElement                   # "10.96.100.5 . tcp . 80 comment …: goto reject-chain"
       rules: (NftRule, ...)                 # the rules of that chain that reject
@@ -174,10 +172,6 @@ class NftSet:
     elements: tuple[NftElement, ...] = ()
     raw: str = field(default="", compare=False)
 
-    @property
-    def is_map(self) -> bool:
-        return self.kind == "map"
-
     def elements_mentioning(self, ip: str) -> tuple[NftElement, ...]:
         return tuple(e for e in self.elements if e.mentions(ip))
 
@@ -253,11 +247,6 @@ class NftChain:
     rules: tuple[NftRule, ...] = ()
     raw: str = field(default="", compare=False)
 
-    @property
-    def is_base(self) -> bool:
-        """A base chain is attached to a netfilter hook; others run only when jumped to."""
-        return self.hook is not None
-
 
 @dataclass(frozen=True, slots=True)
 class NftTable:
@@ -282,9 +271,6 @@ class NftTable:
             if s.name == name:
                 return s
         return None
-
-    def maps(self) -> tuple[NftSet, ...]:
-        return tuple(s for s in self.sets if s.is_map)
 
     def rules(self) -> tuple[NftRule, ...]:
         return tuple(r for c in self.chains for r in c.rules)
@@ -682,16 +668,6 @@ class ClusterIPEntries:
     cluster_ips: tuple[NftElement, ...]
     service_ips: tuple[NftElement, ...]
     no_endpoint_services: tuple[NftElement, ...]
-
-    @property
-    def service_chains(self) -> tuple[str, ...]:
-        """The service-… chains that the service-ips map sends this IP's ports to."""
-        return tuple(e.target for e in self.service_ips if e.target is not None)
-
-    @property
-    def rejected(self) -> bool:
-        """Some port of this IP is listed as having no endpoints."""
-        return bool(self.no_endpoint_services)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,8 +126,9 @@ def test_nftables_mode_maps_the_clusterip_in_kube_proxys_table(capture: Capture)
     assert table is not None
     entries = cluster_ip_entries(table, capture.cluster_ip)
     assert [e.key for e in entries.cluster_ips] == [(capture.cluster_ip,)]
-    assert [e.key for e in entries.service_ips] == [(capture.cluster_ip, "tcp", "80")]
-    assert entries.service_chains == ("service-IBHLH6PI-default/agnhost/tcp/",)
+    assert [(e.key, e.target) for e in entries.service_ips] == [
+        ((capture.cluster_ip, "tcp", "80"), "service-IBHLH6PI-default/agnhost/tcp/")
+    ]
 
 
 @pytest.mark.parametrize("capture", by_mode("iptables"))

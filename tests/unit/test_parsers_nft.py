@@ -53,7 +53,7 @@ def test_table_and_chain_attributes() -> None:
     assert table is not None
     assert (table.comment, table.handle) == ("rules for kube-proxy", 2)
     nat_output = table.chain("nat-output")
-    assert nat_output is not None and nat_output.is_base
+    assert nat_output is not None
     assert (nat_output.type, nat_output.hook, nat_output.prio, nat_output.policy) == (
         "nat",
         "output",
@@ -63,7 +63,7 @@ def test_table_and_chain_attributes() -> None:
     pre = table.chain("filter-prerouting-pre-dnat")
     assert pre is not None and (pre.hook, pre.prio) == ("prerouting", -110)
     reject_chain = table.chain("reject-chain")
-    assert reject_chain is not None and not reject_chain.is_base
+    assert reject_chain is not None and reject_chain.hook is None  # not a base chain
     assert reject_chain.comment == "helper for @no-endpoint-services / @no-endpoint-nodeports"
     assert json.loads(reject_chain.raw)["chain"]["name"] == "reject-chain"
     assert table.chain("nope") is None and table.set("nope") is None
@@ -96,11 +96,11 @@ def test_sets_and_maps() -> None:
         ("10.96.100.5",),
     ]
     service_ips = table.set("service-ips")
-    assert service_ips is not None and service_ips.is_map
+    assert service_ips is not None and service_ips.kind == "map"
     assert service_ips.type == ("ipv4_addr", "inet_proto", "inet_service")
     assert service_ips.map_type == "verdict"
     assert len(service_ips.elements) == 5
-    assert [m.name for m in table.maps()] == [
+    assert [s.name for s in table.sets if s.kind == "map"] == [
         "firewall-ips",
         "no-endpoint-nodeports",
         "no-endpoint-services",
@@ -174,8 +174,7 @@ def test_cluster_ip_with_endpoints() -> None:
             target="service-XKJ5QF2M-kindlab/web/tcp/http",
         ),
     )
-    assert entries.service_chains == ("service-XKJ5QF2M-kindlab/web/tcp/http",)
-    assert not entries.rejected
+    assert entries.no_endpoint_services == ()
     assert no_endpoint_reject(table, "10.96.0.10") is None
 
 
@@ -190,7 +189,7 @@ def test_no_endpoint_service_is_rejected() -> None:
     table = kube_proxy_table(parse_nft_json(load(RULESET)))
     assert table is not None
     entries = cluster_ip_entries(table, "10.96.100.5")
-    assert entries.rejected and entries.service_ips == ()
+    assert entries.no_endpoint_services != () and entries.service_ips == ()
     found = no_endpoint_reject(table, "10.96.100.5", "TCP", 80)
     assert found is not None
     assert found.element.comment == "kindlab/empty:http"
