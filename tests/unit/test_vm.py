@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kindlab import plugin_vm
 from kindlab.vm import disk, guest, qemu
@@ -273,3 +274,31 @@ def test_prune_keeps_the_guest_root_and_what_is_in_use(
         "rootfs-aaa",
         "runs",
     ]
+
+
+def test_the_guest_config_trims_the_control_plane_and_keeps_the_rest() -> None:
+    from kindlab.kind import parse_cluster_config
+    from kindlab.paths import clusters_dir
+    from kindlab.vm import tuning
+
+    original = (clusters_dir() / "ipvs.yaml").read_text()
+    trimmed = tuning.trimmed_config(original)
+    cfg = parse_cluster_config(trimmed)
+    assert (cfg.proxy_mode, cfg.service_subnet) == ("ipvs", "10.96.0.0/12")
+    patches = yaml.safe_load(trimmed)["kubeadmConfigPatches"]
+    assert patches[:-1] == yaml.safe_load(original)["kubeadmConfigPatches"]
+    args = yaml.safe_load(patches[-1])["controllerManager"]["extraArgs"]
+    wanted = args["controllers"].split(",")
+    assert wanted[0] == "*" and "-garbage-collector-controller" in wanted
+    # what the lab's objects need stays on
+    for needed in ("endpointslice", "daemonset", "deployment", "replicaset", "node-ipam"):
+        assert not [c for c in wanted if c.startswith(f"-{needed}")], needed
+
+
+def test_under_tcg_the_payload_replaces_the_kind_configs() -> None:
+    from kindlab import vm
+
+    tcg = vm.payload_files(qemu.Accel("tcg", ""))
+    assert tcg["timeout-scale"] == str(vm.TCG_TIMEOUT_SCALE)
+    assert "controllers:" in tcg["src/clusters/ipvs.yaml"]
+    assert vm.payload_files(qemu.Accel("kvm", "")) == {"timeout-scale": "1"}
