@@ -1,4 +1,4 @@
-"""Parser for ``ipvsadm -Ln`` (also ``--stats``, ``--rate`` and ``-Lnc``), and "no IPVS" detection.
+"""Parser for ``ipvsadm -Ln`` (also ``--stats`` and ``--rate``), and "no IPVS" detection.
 
 Pure: text in, frozen dataclasses out, raw lines kept. kube-proxy's ipvs mode
 programs one virtual service per ClusterIP:port and one real server per
@@ -42,8 +42,6 @@ Schema::
       accessors: endpoint ("10.244.0.5:8080", "[fd00::5]:8080")
     IpvsCounters: conns, in_packets, out_packets, in_bytes, out_bytes (ints; "12K" read as 12000)
     IpvsRates:    cps, in_pps, out_pps, in_bps, out_bps
-    IpvsConnection (parse_ipvsadm_connections, ``ipvsadm -Lnc``)
-      protocol, expire, state, source, virtual, destination, raw
 
 Example::
 
@@ -56,8 +54,8 @@ Example::
     >>> svc = t.service("10.96.0.10", 80)
     >>> svc.scheduler, svc.endpoints, svc.real_servers[0].forward
     ('rr', ('10.244.0.5:8080',), 'Masq')
-    >>> kernel_lacks_ipvs("Can't initialize ipvs: Protocol not available")
-    True
+    >>> ipvs_unavailable_reason("Can't initialize ipvs: Protocol not available")[:30]
+    'the kernel lacks IP_VS (IPVS),'
 
 Errors raise :class:`kindlab.errors.ParseError` naming the line and what was
 expected: output without the column header (such as "No such service", or the
@@ -74,16 +72,13 @@ from dataclasses import dataclass, field, replace
 from kindlab.errors import ParseError
 
 __all__ = [
-    "IpvsConnection",
     "IpvsCounters",
     "IpvsRates",
     "IpvsTable",
     "RealServer",
     "VirtualService",
     "ipvs_unavailable_reason",
-    "kernel_lacks_ipvs",
     "parse_ipvsadm",
-    "parse_ipvsadm_connections",
 ]
 
 TOOL = "ipvsadm"
@@ -201,19 +196,6 @@ class IpvsTable:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class IpvsConnection:
-    """One entry of ``ipvsadm -Lnc``."""
-
-    protocol: str
-    expire: str
-    state: str
-    source: str
-    virtual: str
-    destination: str
-    raw: str = field(default="", compare=False)
-
-
 def ipvs_unavailable_reason(output: str) -> str | None:
     """Why ipvsadm printed no table, when its output says the kernel has no IP_VS.
 
@@ -229,11 +211,6 @@ def ipvs_unavailable_reason(output: str) -> str | None:
                     f"the kernel lacks IP_VS (IPVS), so kube-proxy's ipvs mode cannot run: {line}"
                 )
     return None
-
-
-def kernel_lacks_ipvs(output: str) -> bool:
-    """True when ipvsadm's output (stdout and stderr) says the kernel has no IP_VS."""
-    return ipvs_unavailable_reason(output) is not None
 
 
 def parse_ipvsadm(text: str) -> IpvsTable:
@@ -284,20 +261,6 @@ def parse_ipvsadm(text: str) -> IpvsTable:
     if columns is None:
         raise ParseError(TOOL, 1, text.strip(), "the 'Prot LocalAddress:Port ...' column header")
     return IpvsTable(version, size, columns, tuple(services), raw=tuple(header))
-
-
-def parse_ipvsadm_connections(text: str) -> tuple[IpvsConnection, ...]:
-    """Parse ``ipvsadm -Lnc``: the connection entries IPVS tracks."""
-    out: list[IpvsConnection] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        words = line.split()
-        if not words or line.startswith("IPVS connection entries") or words[0] == "pro":
-            continue
-        if len(words) != 6:
-            raise ParseError(TOOL, line_no, line, "'PROTO EXPIRE STATE SOURCE VIRTUAL DESTINATION'")
-        proto, expire, state, source, virtual, destination = words
-        out.append(IpvsConnection(proto, expire, state, source, virtual, destination, raw=line))
-    return tuple(out)
 
 
 def _columns(stripped: str, line_no: int, line: str) -> str:

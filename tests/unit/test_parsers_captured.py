@@ -17,7 +17,7 @@ import pytest
 
 from kindlab.errors import ParseError
 from kindlab.parsers.ipaddr import AddrList, parse_ip_addr, parse_ip_addr_json
-from kindlab.parsers.ipvsadm import kernel_lacks_ipvs, parse_ipvsadm
+from kindlab.parsers.ipvsadm import ipvs_unavailable_reason, parse_ipvsadm
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table, parse_nft_json
 from kindlab.parsers.ping import parse_ping
 from kindlab.parsers.route import parse_route_get
@@ -142,6 +142,6 @@ def test_iptables_mode_has_no_kube_proxy_nft_table(capture: Capture) -> None:
 @pytest.mark.parametrize("capture", by_mode("iptables", "nftables"))
 def test_ipvsadm_says_the_kernel_lacks_ip_vs(capture: Capture) -> None:
     text = capture.output("ipvsadm-Ln")
-    assert kernel_lacks_ipvs(text)
+    assert ipvs_unavailable_reason(text) is not None
     with pytest.raises(ParseError, match="the kernel lacks IP_VS"):
         parse_ipvsadm(text)

@@ -8,15 +8,12 @@ import pytest
 
 from kindlab.errors import ParseError
 from kindlab.parsers.ipvsadm import (
-    IpvsConnection,
     IpvsCounters,
     IpvsRates,
     RealServer,
     VirtualService,
     ipvs_unavailable_reason,
-    kernel_lacks_ipvs,
     parse_ipvsadm,
-    parse_ipvsadm_connections,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
@@ -155,14 +152,6 @@ def test_rates() -> None:
     assert svc.real_servers[0].rates == IpvsRates(0, 0, 0, 15, 0)
 
 
-def test_connections() -> None:
-    conns = parse_ipvsadm_connections(load("connections"))
-    assert len(conns) == 3
-    assert conns[0] == IpvsConnection(
-        "TCP", "00:58", "SYN_RECV", "10.96.0.10:60190", "10.96.0.10:80", "10.244.1.6:8080"
-    )
-
-
 # --- no IPVS --------------------------------------------------------------------------
 
 
@@ -177,8 +166,8 @@ def test_connections() -> None:
         ("no-such-service", False),
     ],
 )
-def test_kernel_lacks_ipvs(name: str, lacks: bool) -> None:
-    assert kernel_lacks_ipvs(load(name)) is lacks
+def test_the_output_of_a_kernel_without_ip_vs_is_recognised(name: str, lacks: bool) -> None:
+    assert (ipvs_unavailable_reason(load(name)) is not None) is lacks
 
 
 def test_no_ipvs_reason_quotes_ipvsadm() -> None:
@@ -186,7 +175,10 @@ def test_no_ipvs_reason_quotes_ipvsadm() -> None:
     assert reason is not None
     assert "lacks IP_VS" in reason
     assert reason.endswith("Can't initialize ipvs: Protocol not available")
-    assert kernel_lacks_ipvs("modprobe: FATAL: Module ip_vs not found in directory /lib/x\n")
+    modprobe = "modprobe: FATAL: Module ip_vs not found in directory /lib/x"
+    assert ipvs_unavailable_reason(modprobe + "\n") == (
+        f"the kernel lacks IP_VS (IPVS), so kube-proxy's ipvs mode cannot run: {modprobe}"
+    )
 
 
 @pytest.mark.parametrize("name", ["no-ip-vs", "no-ip-vs-stats", "no-ip-vs-unprivileged"])
@@ -279,8 +271,3 @@ def test_errors_name_the_line(text: str, line_no: int, expected: str) -> None:
     assert exc.value.tool == "ipvsadm"
     assert exc.value.line_no == line_no
     assert expected in exc.value.expected
-
-
-def test_connection_errors() -> None:
-    with pytest.raises(ParseError, match="PROTO EXPIRE STATE"):
-        parse_ipvsadm_connections("TCP 00:58 SYN_RECV 10.0.0.1:1\n")
