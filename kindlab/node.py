@@ -172,11 +172,9 @@ class Node:
     def iptables(self, *args: str) -> ExecResult:
         return self.run(["iptables", "-w", "5", *args], check=True)
 
-    def ip_addr(self, *, json: bool = False, dev: str | None = None) -> ExecResult:
-        argv = ["ip", "-j", "addr"] if json else ["ip", "addr"]
-        if dev:
-            argv += ["show", "dev", dev]
-        return self.run(argv)
+    def ip_addr(self) -> ExecResult:
+        """``ip -j addr``: every link and address, as JSON (:mod:`kindlab.parsers.ipaddr`)."""
+        return self.run(["ip", "-j", "addr"])
 
     def ip_route_get(self, dst: str) -> ExecResult:
         return self.run(["ip", "route", "get", dst])
@@ -190,9 +188,6 @@ class Node:
 
     def nft(self, *args: str) -> ExecResult:
         return self.run(["nft", *args], check=True)
-
-    def conntrack(self, *args: str) -> ExecResult:
-        return self.run(["conntrack", *(args or ("-L",))])
 
     def tcp_connect(self, ip: str, port: int, *, timeout: float = 3.0) -> ExecResult:
         """Open a TCP connection to IP:PORT and close it (exit 0 when it connected).

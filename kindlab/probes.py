@@ -47,7 +47,7 @@ def ipvs(node: Node) -> IpvsTable:
 
 
 def addresses(node: Node) -> AddrList:
-    return parse_ip_addr_json(node.ip_addr(json=True).check().stdout)
+    return parse_ip_addr_json(node.ip_addr().check().stdout)
 
 
 @dataclass(frozen=True, slots=True)

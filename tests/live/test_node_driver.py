@@ -65,7 +65,7 @@ def test_helpers_and_recorder(box: Node) -> None:
     ping = node.ping("127.0.0.1", count=1)
     assert ping.ok and "1 received" in ping.stdout
     assert node.iptables_save("nat").ok
-    assert '"ifname":"lo"' in node.ip_addr(json=True).stdout.replace(" ", "")
+    assert '"ifname":"lo"' in node.ip_addr().stdout.replace(" ", "")
     assert "local 127.0.0.1" in node.ip_route_get("127.0.0.1").stdout
     refused = node.tcp_connect("127.0.0.1", 1)
     assert not refused.ok and "Connection refused" in refused.stderr

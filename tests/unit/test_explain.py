@@ -48,7 +48,7 @@ class ReplayNode:
     def ip_route_get(self, ip: str) -> ExecResult:
         return self._result(("ip", "route", "get", ip), "ip-route-get-clusterip.out")
 
-    def ip_addr(self, *, json: bool) -> ExecResult:
+    def ip_addr(self) -> ExecResult:
         return self._result(("ip", "-j", "addr"), "ip-j-addr.out")
 
     def http_get(self, ip: str, port: int, path: str) -> ExecResult:
