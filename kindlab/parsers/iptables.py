@@ -27,7 +27,7 @@ Schema::
       target: str | None                    # -j / -g; None for a counting rule
       goto: bool                            # True for -g
       target_options: (Option, ...)         # --to-destination, --set-xmark, ...
-      accessors: text (raw minus counters), comment, dport, dports, probability,
+      accessors: text (raw minus counters), comment, dport, probability,
                  probability_text, to_destination,
                  match(module), option(name), target_option(name)
     Option
@@ -184,14 +184,8 @@ class Rule:
 
     @property
     def dport(self) -> str | None:
-        """The ``--dport`` value as printed ("80", "30000:32767"); see also ``dports``."""
+        """The ``--dport`` value as printed ("80", "30000:32767")."""
         opt = self.option("--dport", "--destination-port")
-        return opt.value if opt else None
-
-    @property
-    def dports(self) -> str | None:
-        """The ``-m multiport --dports`` value as printed ("80,443,8000:8080")."""
-        opt = self.option("--dports", "--destination-ports")
         return opt.value if opt else None
 
     @property

@@ -194,7 +194,7 @@ RULES = [
     ),
     pytest.param(
         f"-A {SVC} -p udp -m multiport --dports 53,5353,8000:8080 -j ACCEPT",
-        {"dports": "53,5353,8000:8080", "dport": None},
+        {"dport": None, "matches_repr": [("multiport", "--dports", ("53,5353,8000:8080",), False)]},
         id="multiport",
     ),
     pytest.param(
