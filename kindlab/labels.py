@@ -7,7 +7,5 @@ written *before* ``kind create cluster`` runs, and a name with kindlab's prefix
 """
 
 MANAGED = "io.kindlab.managed"
-MODE = "io.kindlab.mode"
-RUN = "io.kindlab.run"
 #: kind's own label on node containers; its value is the cluster name.
 KIND_CLUSTER = "io.x-k8s.kind.cluster"
