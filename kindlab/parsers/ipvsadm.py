@@ -16,7 +16,7 @@ Schema::
       columns: str                          # "list" | "stats" | "rate"
       services: (VirtualService, ...)
       raw: (str, ...)                       # the header lines
-      accessors: service(address, port, protocol="TCP"), fwmark(mark)
+      accessors: service(address, port, protocol="TCP")
     VirtualService
       protocol: "TCP" | "UDP" | "SCTP" | "FWM"
       address: str | None                   # "10.96.0.10", "fd00:10:96::a"; None for FWM
@@ -186,12 +186,6 @@ class IpvsTable:
                 and svc.address is not None
                 and ipaddress.ip_address(svc.address) == want
             ):
-                return svc
-        return None
-
-    def fwmark(self, mark: int) -> VirtualService | None:
-        for svc in self.services:
-            if svc.fwmark == mark:
                 return svc
         return None
 

@@ -119,16 +119,15 @@ def test_kube_proxy_like_services(address: str, port: int, protocol: str, check:
 
 def test_fwmark_service() -> None:
     table = parse_ipvsadm(load("kube-proxy-like"))
-    svc = table.fwmark(100)
-    assert svc is not None
-    assert (svc.address, svc.port, svc.scheduler, svc.scheduler_flags) == (
+    (svc,) = [s for s in table.services if s.fwmark is not None]
+    assert (svc.fwmark, svc.address, svc.port, svc.scheduler, svc.scheduler_flags) == (
+        100,
         None,
         None,
         "sh",
         ("sh-port",),
     )
     assert svc.real_servers[0].forward == "Route"
-    assert table.fwmark(7) is None
     assert table.service("10.96.0.10", 81) is None
 
 
