@@ -465,8 +465,3 @@ def prune(keep: Iterable[Path] = (), progress: Progress = _quiet) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-def free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize

@@ -38,7 +38,6 @@ GUEST_PACKAGES: tuple[str, ...] = (
     "python3-filelock",
     "python3-kubernetes",
     "python3-pytest",
-    "python3-sh",
     "python3-yaml",
     "systemd",
     "systemd-sysv",
