@@ -19,7 +19,6 @@ arguments) is small and made anew each time (:func:`payload_disk`).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
