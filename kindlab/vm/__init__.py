@@ -18,7 +18,7 @@ from .run import GuestError, GuestResult, GuestRun, remove_leftovers
 
 #: KINDLAB_TIMEOUT_SCALE in a guest under TCG (see kindlab.timing): everything is
 #: several times slower under emulation, so are the waits for it.
-TCG_TIMEOUT_SCALE = 4
+TCG_TIMEOUT_SCALE = 6
 
 
 def prepare(

@@ -73,8 +73,11 @@ def qemu_argv(spec: GuestSpec, qemu: str = QEMU) -> list[str]:
             "panic=10",
             "quiet",
             "systemd.show_status=1",
-            # a guest of its own: the host's cgroup and network choices do not apply
             "net.ifnames=0",
+            # IPv4 only: kube-proxy then runs one proxier, not two. In ipvs mode each
+            # sync runs `ipset` and `iptables` dozens of times, about 0.6 s apiece under
+            # TCG: with both families its first sync took minutes (seen 2026-11-28).
+            "ipv6.disable=1",
         ]
     )
     control = (
