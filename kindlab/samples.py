@@ -58,13 +58,18 @@ _PENDING = (
 INFORMER_LAG = 2.0
 
 
-def proxy_synced(metrics: Metrics, since: float, now: float) -> tuple[bool, str]:
+def proxy_synced(
+    metrics: Metrics, since: float, now: float, lag: float = INFORMER_LAG
+) -> tuple[bool, str]:
     """Has kube-proxy programmed every change it knows of, including those up to ``since``?
 
     Pure: reads kube-proxy's own gauges. It is in sync when nothing is pending and
     its last sync is no older than the last one it queued; and it knows of the
     changes up to ``since`` once it synced after ``since``, or once its informers
-    have had ``INFORMER_LAG`` seconds to see them.
+    have had ``lag`` seconds to see them (:data:`INFORMER_LAG`, scaled where the
+    cluster runs slowly: under emulation everything, informers included, is several
+    times slower, and "caught up" two seconds after a change may only mean that
+    kube-proxy has not heard of it yet).
     """
     last = metrics.value(_SYNCED, ip_family="IPv4")
     queued = metrics.value(_QUEUED, ip_family="IPv4")
@@ -73,7 +78,7 @@ def proxy_synced(metrics: Metrics, since: float, now: float) -> tuple[bool, str]
     if last is None:
         return False, f"kube-proxy reports no sync yet ({state})"
     caught_up = pending == 0 and (queued is None or last >= queued)
-    informed = last >= since or now - since >= INFORMER_LAG
+    informed = last >= since or now - since >= lag
     return caught_up and informed, state
 
 
@@ -94,7 +99,9 @@ def wait_proxy_synced(
         while True:
             result = node.http_get("127.0.0.1", 10249, "/metrics")
             ok, state = (
-                proxy_synced(parse_prometheus(result.stdout), since, time.time())
+                proxy_synced(
+                    parse_prometheus(result.stdout), since, time.time(), scaled(INFORMER_LAG)
+                )
                 if result.ok
                 else (False, result.stderr.strip())
             )

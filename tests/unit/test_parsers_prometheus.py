@@ -100,3 +100,12 @@ def test_proxy_synced(
 
     ok, state = proxy_synced(parse_prometheus(_gauges(last, queued, pending)), 100.0, now)
     assert ok is synced, state
+
+
+def test_proxy_synced_waits_longer_for_informers_where_the_cluster_is_slow() -> None:
+    from kindlab.samples import proxy_synced
+
+    idle = parse_prometheus(_gauges(99.0, 98.0, 0))
+    assert proxy_synced(idle, 100.0, 103.0)[0]  # the default two seconds have passed
+    assert not proxy_synced(idle, 100.0, 103.0, lag=12.0)[0]  # under TCG: not yet
+    assert proxy_synced(idle, 100.0, 112.5, lag=12.0)[0]
