@@ -321,8 +321,8 @@ def build_disk(node_image: str, kind_binary: Path, progress: Progress = _quiet) 
     else:
         _make_disk(path, rootfs, docker_root, kind_binary, files, progress)
         meta.write_text(json.dumps({"key": key, "node_image": node_image, "kernel": release}))
-        # one disk at a time: each holds a node image (GBs); the guest's root stays
-        prune(keep=(path, meta, docker_root), progress=progress)
+        # one disk at a time: each holds a node image (GBs)
+        prune(keep=(path, meta, docker_root, rootfs), progress=progress)
     # the kernel boots from the host's copy; the disk carries its modules
     return GuestDisk(path, kernel, initrd, release, node_image, key)
 
@@ -446,16 +446,12 @@ def payload_disk(
 
 
 def prune(keep: Iterable[Path] = (), progress: Progress = _quiet) -> list[Path]:
-    """Remove cached guest disks, Docker data roots and leftovers of failed builds.
-
-    The guest's root (debootstrap) stays; so does every path in ``keep``.
-    """
+    """Remove cached guest roots, Docker data roots, disks and leftovers of failed
+    builds, except the paths in ``keep``."""
     kept = {p.resolve() for p in keep}
     removed = []
     for path in sorted(vm_dir().iterdir()):
-        if path.resolve() in kept or not path.name.startswith(
-            ("disk-", "docker-", "rootfs-partial-")
-        ):
+        if path.resolve() in kept or not path.name.startswith(("disk-", "docker-", "rootfs-")):
             continue
         progress(f"removing {path.name}")
         if path.is_dir():

@@ -255,18 +255,23 @@ def test_guest_args_run_exactly_the_items_with_the_host_image() -> None:
     assert args[args.index("--kind-bin") + 1] == guest.KIND_PATH
 
 
-def test_prune_keeps_the_guest_root_and_what_is_in_use(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_prune_keeps_only_what_is_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path))
     vm = disk.vm_dir()
     for name in ("rootfs-aaa", "docker-old", "docker-new", "rootfs-partial-x", "runs"):
         (vm / name).mkdir()
     for name in ("disk-old.raw", "disk-old.json", "disk-new.raw", "disk-new.json"):
         (vm / name).touch()
-    keep = (vm / "disk-new.raw", vm / "disk-new.json", vm / "docker-new")
+    keep = (vm / "disk-new.raw", vm / "disk-new.json", vm / "docker-new", vm / "rootfs-aaa")
+    (vm / "rootfs-old").mkdir()
     removed = {p.name for p in disk.prune(keep=keep)}
-    assert removed == {"docker-old", "disk-old.raw", "disk-old.json", "rootfs-partial-x"}
+    assert removed == {
+        "docker-old",
+        "disk-old.raw",
+        "disk-old.json",
+        "rootfs-partial-x",
+        "rootfs-old",
+    }
     assert sorted(p.name for p in vm.iterdir()) == [
         "disk-new.json",
         "disk-new.raw",
