@@ -54,20 +54,27 @@ def finding(request):
     return record
 """
 
+# pytester runs in this process: the fakes are put in for the inner session only and
+# taken out at its end, or the real lab's ipvs items later in the same run would get them.
 HOST_CONFTEST = """
 import pytest
 from kindlab import plugin_vm
 from kindlab.vm.events import Event
 
 EVENTS = {events!r}
+REAL = (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for)
 
 def fake_start(self):
     lines = open(EVENTS).read().splitlines()
     self._events = iter([Event.parse(line) for line in lines])
     self._ran_in = "qemu guest, kernel 6.12.0-test, tcg"
 
-plugin_vm.IpvsVm._start = fake_start
-plugin_vm.IpvsVm.decision_for = lambda self: plugin_vm.Decision(True, why="test")
+def pytest_configure(config):
+    plugin_vm.IpvsVm._start = fake_start
+    plugin_vm.IpvsVm.decision_for = lambda self: plugin_vm.Decision(True, why="test")
+
+def pytest_unconfigure(config):
+    plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for = REAL
 """
 
 
@@ -117,3 +124,13 @@ def test_a_guest_that_sends_nothing_fails_its_items(
     host = pytester.runpytest("-p", "no:cacheprovider", "--ipvs-vm", "always")
     host.assert_outcomes(passed=1, errors=3)
     host.stdout.fnmatch_lines(["*the guest finished without running it*"])
+
+
+def test_the_fakes_do_not_outlive_the_inner_session(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    from kindlab import plugin_vm
+
+    real = (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for)
+    test_a_guest_that_sends_nothing_fails_its_items(pytester, tmp_path)
+    assert (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for) == real
