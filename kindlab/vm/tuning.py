@@ -36,6 +36,10 @@ TRIMMED_CONTROLLERS = (
 )
 
 
+#: kubeadm's wait for a healthy control plane (kubeadm v1beta3; 4m0s by default).
+CONTROL_PLANE_TIMEOUT = "20m0s"
+
+
 def controllers_flag() -> str:
     return ",".join(["*", *(f"-{name}" for name in TRIMMED_CONTROLLERS)])
 
@@ -45,6 +49,10 @@ def trimmed_config(text: str) -> str:
     doc: dict[str, Any] = yaml.safe_load(text)
     patch = (
         "kind: ClusterConfiguration\n"
+        "apiServer:\n"
+        # kubeadm's 4 minutes for a healthy control plane ran out under TCG while the
+        # apiserver still answered 403 to the anonymous /livez (RBAC not yet set up)
+        f"  timeoutForControlPlane: {CONTROL_PLANE_TIMEOUT}\n"
         "controllerManager:\n"
         "  extraArgs:\n"
         f'    controllers: "{controllers_flag()}"\n'
