@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.proc import pid_alive, run
+from kindlab.proc import pid_alive
 
 from .disk import GuestDisk, vm_dir
 from .events import EventReader
-from .qemu import Accel, GuestSpec, qemu_argv
+from .qemu import Accel, qemu_argv
+from .run import lay_out
 
 Progress = Callable[[str], None]
 _ids = itertools.count(1)
@@ -121,38 +122,7 @@ def start(
     d.mkdir(parents=True)
     proc: subprocess.Popen[bytes] | None = None
     try:
-        overlay = d / "root.qcow2"
-        run(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                "raw",
-                "-b",
-                str(disk.path),
-                str(overlay),
-            ]
-        )
-        spec = GuestSpec(
-            kernel=disk.kernel,
-            initrd=disk.initrd,
-            root_disk=overlay,
-            payload_disk=payload(d / "payload.raw"),
-            events=d / "events.jsonl",
-            artifacts=d / "artifacts.tar",
-            console=d / "console.log",
-            pidfile=d / "qemu.pid",
-            accel=accel,
-            cpus=cpus,
-            memory=memory,
-            name="kindlab-kept-guest",
-            control=d / "control.sock",
-        )
-        for path in (spec.events, spec.artifacts, spec.console):
-            path.touch()
+        spec = lay_out(d, disk, payload, accel, cpus=cpus, memory=memory, name="kindlab-kept-guest")
         progress(
             f"booting a kept guest (kernel {disk.kernel_release}, {accel.name}, no network card)"
         )

@@ -76,6 +76,42 @@ def _is_qemu(pid: int) -> bool:
         return False
 
 
+def lay_out(
+    directory: Path,
+    disk: GuestDisk,
+    payload: Callable[[Path], Path],
+    accel: Accel,
+    *,
+    cpus: int,
+    memory: str,
+    name: str,
+) -> GuestSpec:
+    """A guest's files in ``directory``: a copy-on-write overlay of ``disk``, the payload,
+    the (empty) console, event and artifact files, and the control socket's path."""
+    overlay = directory / "root.qcow2"
+    run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk.path), str(overlay)]
+    )
+    spec = GuestSpec(
+        kernel=disk.kernel,
+        initrd=disk.initrd,
+        root_disk=overlay,
+        payload_disk=payload(directory / "payload.raw"),
+        events=directory / "events.jsonl",
+        artifacts=directory / "artifacts.tar",
+        console=directory / "console.log",
+        pidfile=directory / "qemu.pid",
+        accel=accel,
+        cpus=cpus,
+        memory=memory,
+        name=name,
+        control=directory / "control.sock",
+    )
+    for path in (spec.events, spec.artifacts, spec.console):
+        path.touch()
+    return spec
+
+
 @dataclass(frozen=True)
 class GuestResult:
     """What a finished run left: its exit status and where its files were kept."""
@@ -149,38 +185,15 @@ class GuestRun:
     def _start(self) -> None:
         if not shutil.which(QEMU):
             raise PreconditionError(f"{QEMU} is needed (Debian: qemu-system-x86, qemu-utils)")
-        overlay = self.dir / "root.qcow2"
-        run(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                "raw",
-                "-b",
-                str(self.disk.path),
-                str(overlay),
-            ]
-        )
-        payload = self._payload(self.dir / "payload.raw")
-        spec = GuestSpec(
-            kernel=self.disk.kernel,
-            initrd=self.disk.initrd,
-            root_disk=overlay,
-            payload_disk=payload,
-            events=self.dir / "events.jsonl",
-            artifacts=self.dir / "artifacts.tar",
-            console=self.dir / "console.log",
-            pidfile=self.dir / "qemu.pid",
-            accel=self.accel,
+        spec = lay_out(
+            self.dir,
+            self.disk,
+            self._payload,
+            self.accel,
             cpus=self.cpus,
             memory=self.memory,
-            control=self.dir / "control.sock",
+            name="kindlab-guest",
         )
-        for path in (spec.events, spec.artifacts, spec.console):
-            path.touch()
         argv = qemu_argv(spec)
         (self.dir / "qemu.argv").write_text(json.dumps(argv))
         self.progress(
