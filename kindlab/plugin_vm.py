@@ -34,8 +34,6 @@ Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
 
 VM_CHOICES = ("auto", "always", "never")
-#: The property of a report that says where its check ran (set on the host).
-RAN_IN_PROPERTY = "kindlab-ran-in"
 events_sink_key = pytest.StashKey["EventSink"]()
 
 
@@ -237,8 +235,9 @@ class IpvsVm:
             )
             self._run.__enter__()
             self._events = self._run.events()
-        except KindlabError as exc:
-            self._fail_all(f"kindlab: the ipvs guest could not start: {exc}")
+        except Exception as exc:  # any failure here fails the items, never the session
+            what = "" if isinstance(exc, KindlabError) else f"{type(exc).__name__}: "
+            self._fail_all(f"kindlab: the ipvs guest could not start: {what}{exc}")
 
     def _reports_for(self, item: pytest.Item) -> list[pytest.TestReport]:
         """The guest's reports of ``item``, waiting for them as the guest runs."""
@@ -248,7 +247,6 @@ class IpvsVm:
         if item.nodeid not in self._done or not reports:
             reports = [self._failed_report(item, self._failure or "the guest sent no report")]
         for report in reports:
-            report.user_properties.append((RAN_IN_PROPERTY, self._ran_in))
             _tag_entry(report, self._ran_in)
         return reports
 
