@@ -245,9 +245,11 @@ def build_docker_root(
                 setup,
             ]
         )
+        # the guest's docker CLI, talking to the guest's dockerd (-i: for `load`)
         inner = [
             "docker",
             "exec",
+            "-i",
             name,
             "chroot",
             "/guest",
@@ -271,18 +273,7 @@ def build_docker_root(
         run(["docker", "save", "-o", str(archive), node_image])
         progress(f"guest Docker data: docker load ({archive.stat().st_size / 1e6:.0f} MB)")
         run(
-            [
-                "docker",
-                "exec",
-                "-i",
-                name,
-                "chroot",
-                "/guest",
-                "docker",
-                "-H",
-                "unix:///run/docker.sock",
-                "load",
-            ],
+            [*inner, "load"],
             stdin_path=archive,
         )
         listed = run([*inner, "image", "inspect", "--format", "{{.Id}}", node_image]).strip()

@@ -122,6 +122,15 @@ def qemu_argv(spec: GuestSpec, qemu: str = QEMU) -> list[str]:
         *control,
         "-device",
         "virtio-rng-pci",
+        *_isolated(spec.console),
+        "-pidfile",
+        str(spec.pidfile),
+    ]
+
+
+def _isolated(console: Path) -> list[str]:
+    """No network card, no display or monitor; the serial console to a file; no reboot."""
+    return [
         "-nic",
         "none",
         "-display",
@@ -129,10 +138,8 @@ def qemu_argv(spec: GuestSpec, qemu: str = QEMU) -> list[str]:
         "-monitor",
         "none",
         "-serial",
-        f"file:{spec.console}",
+        f"file:{console}",
         "-no-reboot",
-        "-pidfile",
-        str(spec.pidfile),
     ]
 
 
@@ -149,15 +156,7 @@ def probe_argv(kernel: Path, console: Path, accel: Accel, qemu: str = QEMU) -> l
         str(kernel),
         "-append",
         "console=ttyS0 panic=-1",
-        "-nic",
-        "none",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        f"file:{console}",
-        "-no-reboot",
+        *_isolated(console),
     ]
 
 
