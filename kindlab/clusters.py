@@ -28,7 +28,7 @@ from types import FrameType
 
 from kindlab import kernel
 from kindlab.constants import CLUSTER_PREFIX, PROXY_MODES
-from kindlab.errors import KindlabError, PreconditionError
+from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.kind import ClusterConfig, Kind, load_cluster_config
 from kindlab.kube import Kube
 from kindlab.node import Node, Recorder, docker_client
@@ -45,6 +45,15 @@ from kindlab.state import (
 from kindlab.timing import scaled
 
 Progress = Callable[[str], None]
+
+#: kind gives a new node's systemd a fixed 30 s to log "Reached target Multi-User
+#: System" (sigs.k8s.io/kind v0.30.0, pkg/cluster/internal/providers/docker/provision.go,
+#: createContainerWithWaitUntilSystemdReachesMultiUserSystem). On a loaded host, and
+#: under emulation in the ipvs guest, systemd can take longer; kind then fails with
+#: this text and nothing about the cluster is wrong. That one failure is retried.
+SYSTEMD_WAIT_FAILURE = "Multi-User System"
+#: Attempts of ``kind create cluster`` when the only failure is the systemd wait.
+CREATE_ATTEMPTS = 2
 
 
 def _quiet(_: str) -> None:
@@ -295,13 +304,7 @@ class ClusterManager:
             # Inside the try: a Ctrl-C just after the state is written still removes it.
             write_state(state, self.state_dir)
             self.progress(f"creating kind cluster {name} ({mode} mode, image {self.image})")
-            self.kind.create(
-                name,
-                config=cfg.path,
-                image=self.image,
-                kubeconfig=kubeconfig,
-                wait=f"{scaled(300):.0f}s",
-            )
+            self._kind_create(name, cfg, kubeconfig)
             cluster = Cluster(state, kubeconfig, cfg)
             cluster.node_names = cluster.kube.wait_nodes_ready(timeout=scaled(300))
         except KeyboardInterrupt:
@@ -319,6 +322,29 @@ class ClusterManager:
         write_state(cluster.state, self.state_dir)
         self.progress(f"cluster {name} ready in {time.monotonic() - started:.0f}s")
         return cluster
+
+    def _kind_create(self, name: str, cfg: ClusterConfig, kubeconfig: Path) -> None:
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                self.kind.create(
+                    name,
+                    config=cfg.path,
+                    image=self.image,
+                    kubeconfig=kubeconfig,
+                    wait=f"{scaled(300):.0f}s",
+                )
+                return
+            except CommandError as exc:
+                slow_systemd = SYSTEMD_WAIT_FAILURE in exc.stdout + exc.stderr
+                if attempt == CREATE_ATTEMPTS or not slow_systemd:
+                    raise
+                self.progress(
+                    f"kind gave up after its fixed 30 s wait for the node's systemd (a slow "
+                    f"or loaded host): deleting {name}'s node and creating it again "
+                    f"(attempt {attempt + 1} of {CREATE_ATTEMPTS})"
+                )
+                with contextlib.suppress(CommandError):
+                    self.kind.delete(name)
 
     def _export_logs(self, name: str) -> Path | None:
         dest = cache_dir() / "logs" / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"

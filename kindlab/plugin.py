@@ -293,6 +293,7 @@ def cluster_manager(
     # run never remove each other's clusters; the lock keeps two removals apart.
     with FileLock(str(_lock_dir(tmp_path_factory) / "kindlab-leftovers.lock")):
         manager.remove_leftovers()
+    pytestconfig.stash[plugin_vm.cluster_manager_key] = manager
     try:
         yield manager
     finally:

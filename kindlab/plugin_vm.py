@@ -23,18 +23,23 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
 from kindlab import kernel
 from kindlab.errors import KindlabError
 
+if TYPE_CHECKING:
+    from kindlab.clusters import ClusterManager
+
 Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
 
 VM_CHOICES = ("auto", "always", "never")
 events_sink_key = pytest.StashKey["EventSink"]()
+#: The session's cluster manager, once the cluster fixtures made one (kindlab.plugin).
+cluster_manager_key: pytest.StashKey[ClusterManager] = pytest.StashKey()
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,7 @@ class IpvsVm:
         if threading.current_thread() is threading.main_thread():
             self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            self._release_host_clusters()
             vm.remove_leftovers(self.say)
             node_image = self.node_image()
             kind_bin = find_kind(config.getoption("kind_bin"), progress=self.say)
@@ -238,6 +244,21 @@ class IpvsVm:
         except Exception as exc:  # any failure here fails the items, never the session
             what = "" if isinstance(exc, KindlabError) else f"{type(exc).__name__}: "
             self._fail_all(f"kindlab: the ipvs guest could not start: {what}{exc}")
+
+    def _release_host_clusters(self) -> None:
+        """Delete this run's native clusters: every native check has run by now.
+
+        Under emulation the guest needs both cores; an idle kind cluster beside it takes
+        enough CPU to push the guest's cluster past kind's and kubeadm's fixed waits.
+        """
+        manager = self.config.stash.get(cluster_manager_key, None)
+        if manager is None or not manager.clusters:
+            return
+        if self.config.getoption("keep_clusters", False):
+            self.say("keeping this run's clusters (--keep-clusters) while the guest runs")
+            return
+        self.say("the native checks are done: deleting their clusters before the guest starts")
+        manager.release_all()
 
     def _reports_for(self, item: pytest.Item) -> list[pytest.TestReport]:
         """The guest's reports of ``item``, waiting for them as the guest runs."""

@@ -18,7 +18,7 @@ import pytest
 
 from kindlab import clusters
 from kindlab.clusters import ClusterCreateError, ClusterManager, require_node_image
-from kindlab.errors import PreconditionError
+from kindlab.errors import CommandError, PreconditionError
 from kindlab.kind import load_cluster_config
 from kindlab.paths import clusters_dir
 from kindlab.state import ClusterState, write_state
@@ -116,6 +116,46 @@ def test_failed_create_exports_logs_then_removes_the_cluster() -> None:
         m.ensure("iptables")
     assert [c[0] for c in kind.calls] == ["create", "export_logs", "delete"]
     assert kind.existing == set() and m.states() == {}
+
+
+#: What kind v0.30.0 prints when a node's systemd is not at multi-user.target in 30 s.
+SYSTEMD_SLOW = (
+    "ERROR: failed to create cluster: could not find a log line that matches "
+    '"Reached target .*Multi-User System.*|detected cgroup v1"'
+)
+
+
+class FlakyKind(FakeKind):
+    """Fails ``create`` with ``errors`` in turn, then succeeds."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        super().__init__()
+        self.errors = errors
+
+    def create(self, name: str, **kw: Any) -> None:
+        self.fail = self.errors.pop(0) if self.errors else None
+        super().create(name, **kw)
+
+
+def test_kinds_fixed_systemd_wait_is_retried_once_after_deleting_the_half_made_node() -> None:
+    kind = FlakyKind([CommandError(["kind", "create"], 1, SYSTEMD_SLOW)])
+    m = manager(kind, run_id="r4")
+    cluster = m.ensure("iptables")
+    assert [c[0] for c in kind.calls] == ["create", "delete", "create"]
+    assert kind.existing == {cluster.name}
+
+
+def test_a_second_systemd_wait_failure_or_any_other_failure_is_not_retried() -> None:
+    slow = CommandError(["kind", "create"], 1, SYSTEMD_SLOW)
+    kind = FlakyKind([slow, slow])
+    with pytest.raises(ClusterCreateError, match="Multi-User"):
+        manager(kind, run_id="r5").ensure("iptables")
+    assert [c[0] for c in kind.calls] == ["create", "delete", "create", "export_logs", "delete"]
+    assert kind.existing == set()
+    other = FlakyKind([CommandError(["kind", "create"], 1, "kubeadm init failed")])
+    with pytest.raises(ClusterCreateError, match="kubeadm init failed"):
+        manager(other, run_id="r6").ensure("iptables")
+    assert [c[0] for c in other.calls] == ["create", "export_logs", "delete"]
 
 
 def test_leftovers_of_dead_runs_are_removed_kept_and_live_ones_stay() -> None:

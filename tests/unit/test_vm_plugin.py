@@ -134,3 +134,37 @@ def test_the_fakes_do_not_outlive_the_inner_session(
     real = (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for)
     test_a_guest_that_sends_nothing_fails_its_items(pytester, tmp_path)
     assert (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for) == real
+
+
+class _Manager:
+    def __init__(self) -> None:
+        self.clusters = {"iptables": object()}
+        self.released = False
+
+    def release_all(self) -> None:
+        self.released = True
+        self.clusters = {}
+
+
+class _Config:
+    def __init__(self, keep: bool) -> None:
+        self.stash = pytest.Stash()
+        self.keep = keep
+
+    def getoption(self, name: str, default: object = None) -> object:
+        return self.keep if name == "keep_clusters" else default
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_native_clusters_go_before_the_guest_starts_unless_kept(keep: bool) -> None:
+    from kindlab import plugin_vm
+
+    config = _Config(keep)
+    manager = _Manager()
+    said: list[str] = []
+    vm = plugin_vm.IpvsVm(config, said.append, lambda i, r: None, lambda: "img")  # type: ignore[arg-type]
+    vm._release_host_clusters()  # no manager yet (an ipvs-only run): nothing to do
+    config.stash[plugin_vm.cluster_manager_key] = manager  # type: ignore[misc]
+    vm._release_host_clusters()
+    assert manager.released is not keep
+    assert ("--keep-clusters" in said[-1]) is keep
