@@ -1,22 +1,21 @@
 """Benchmark the ipvs lab in a qemu guest: cold disk build, warm runs, where time goes.
 
-    python bench/vm.py [--runs N] [--cold] [--node-image TAG]
+    python bench/vm.py [--runs N] [--cold] [--node-image TAG] [--keep DIR]
 
 --cold first removes the cached guest root, Docker data roots and disks
 (``<cache>/vm``) and times building them again (debootstrap, the guest's dockerd
 loading the node image, mkfs). Each run is ``pytest labs -m ipvs --ipvs-vm always``
 in a child process, timed from outside; the guest's own stage stamps (boot, Docker,
-cluster, each test) come from the events it sent, kept in reports/ipvs-vm/.
+cluster, each test) come from the events it sent. Each run's lab report, events,
+console and guest logs are kept under DIR/runN (default reports/bench-vm/<time>).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -102,17 +101,15 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--cold", action="store_true", help="rebuild the guest disk first, timed")
     p.add_argument("--node-image", default=None)
+    p.add_argument("--keep", type=Path, default=None, help="where each run's reports go")
     args = p.parse_args()
     node_image = args.node_image or nodeimage.build()
     print(f"node image: {node_image}")
     if args.cold:
         cold_disk(node_image)
-    tmp = Path(tempfile.mkdtemp(prefix="kindlab-bench-vm-"))
-    try:
-        times = [one_run(i + 1, node_image, tmp / f"run{i + 1}" / "lab") for i in range(args.runs)]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"warm runs: {', '.join(f'{t:.0f}' for t in times)} s")
+    keep = args.keep or ROOT / "reports" / "bench-vm" / time.strftime("%Y%m%dT%H%M%S")
+    times = [one_run(i + 1, node_image, keep / f"run{i + 1}" / "lab") for i in range(args.runs)]
+    print(f"warm runs: {', '.join(f'{t:.0f}' for t in times)} s; reports in {keep}")
     return 0
 
 
