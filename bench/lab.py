@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--kind-bin", default=None)
     args = parser.parse_args()
 
-    from kindlab.kind import find_kind
+    from kindlab.drivers.kind import find_kind
 
     kind = str(find_kind(args.kind_bin))
     pytest_base = [

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kindlab import nodeimage  # noqa: E402
-from kindlab.kind import find_kind  # noqa: E402
-from kindlab.vm import disk  # noqa: E402
+from kindlab.drivers.kind import find_kind  # noqa: E402
+from kindlab.drivers.vm import disk  # noqa: E402
 
 
 def cold_disk(node_image: str) -> None:

@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kindlab import __version__
-from kindlab.cleanup import remove_labelled_containers
-from kindlab.clusters import ClusterManager, ModeUnsupported, preflight
+from kindlab.drivers.cleanup import remove_labelled_containers
+from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, preflight
+from kindlab.drivers.kind import Kind, find_kind
+from kindlab.drivers.state import read_states
 from kindlab.errors import CommandError, KindlabError
-from kindlab.kind import Kind, find_kind
 from kindlab.samples import deploy_samples, wait_proxy_synced
-from kindlab.state import read_states
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -86,7 +86,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from kindlab.vm import kept
+    from kindlab.drivers.vm import kept
 
     kept.stop(progress=_say)
     manager = _manager(args)

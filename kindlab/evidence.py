@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kindlab.node import ExecResult
+from kindlab.drivers.node import ExecResult
 
 #: Lines of output kept per command in reports; the full text stays in JSON.
 TRIM_LINES = 40

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kindlab import probes
+from kindlab.drivers.kube import Kube
+from kindlab.drivers.node import Node
+from kindlab.drivers.state import ClusterState, kubeconfig_path, read_states
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
-from kindlab.kube import Kube
-from kindlab.node import Node
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
-from kindlab.state import ClusterState, kubeconfig_path, read_states
 from kindlab.walk_render import text
 from kindlab.walker import Packet, walk
 

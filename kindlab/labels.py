@@ -1,7 +1,7 @@
 """Names and labels of everything kindlab creates, so that leftovers can be found.
 
 Docker objects carry ``io.kindlab.managed=true``; kind clusters cannot carry
-Docker labels of ours, so each has a state file (see :mod:`kindlab.state`)
+Docker labels of ours, so each has a state file (see :mod:`kindlab.drivers.state`)
 written *before* ``kind create cluster`` runs, and a name with kindlab's prefix
 (:data:`kindlab.constants.CLUSTER_PREFIX`).
 """

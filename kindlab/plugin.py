@@ -1,8 +1,8 @@
 """kindlab's pytest plugin: options, markers, cluster fixtures, evidence on failure.
 
 Registered through the ``pytest11`` entry point, so installing kindlab is
-enough. Fixtures are thin: the drivers in :mod:`kindlab.clusters`,
-:mod:`kindlab.node` and :mod:`kindlab.kube` own the resources.
+enough. Fixtures are thin: the drivers in :mod:`kindlab.drivers.clusters`,
+:mod:`kindlab.drivers.node` and :mod:`kindlab.drivers.kube` own the resources.
 
 One kind cluster per proxy mode is created on first use and shared by the
 whole session; under pytest-xdist the first worker creates it (under a file
@@ -24,21 +24,21 @@ import pytest
 from filelock import FileLock
 
 from kindlab import plugin_vm
-from kindlab.clusters import (
+from kindlab.constants import PROXY_MODES
+from kindlab.drivers.clusters import (
     Cluster,
     ClusterManager,
     ModeUnsupported,
     preflight,
     require_node_image,
 )
-from kindlab.constants import PROXY_MODES
+from kindlab.drivers.kind import Kind, find_kind
+from kindlab.drivers.node import Node
+from kindlab.drivers.state import read_states
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
-from kindlab.kind import Kind, find_kind
-from kindlab.node import Node
 from kindlab.report import Entry, Finding, write_reports
 from kindlab.samples import Samples, deploy_samples, wait_proxy_synced
-from kindlab.state import read_states
 
 MARKERS = {
     "iptables": "a lab check of kube-proxy in iptables mode (needs a kind cluster)",

@@ -27,11 +27,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
-from kindlab import kernel
+from kindlab.drivers import kernel
 from kindlab.errors import KindlabError
 
 if TYPE_CHECKING:
-    from kindlab.clusters import ClusterManager
+    from kindlab.drivers.clusters import ClusterManager
 
 Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
@@ -90,7 +90,7 @@ def decide(
 
 def guest_args(nodeids: list[str], node_image: str) -> list[str]:
     """The guest's command: pytest on exactly ``nodeids`` (pure)."""
-    from kindlab.vm import guest
+    from kindlab.drivers.vm import guest
 
     return [
         "python3",
@@ -121,7 +121,7 @@ def payload_sources(
     rootdir: Path, items: list[pytest.Item], inifile: Path | None
 ) -> dict[str, Path]:
     """What the guest's rootdir needs: kindlab, its data, the items' test directories."""
-    from kindlab.vm.disk import kindlab_sources
+    from kindlab.drivers.vm.disk import kindlab_sources
 
     sources = kindlab_sources()
     if inifile is not None and inifile.is_relative_to(rootdir):
@@ -208,8 +208,8 @@ class IpvsVm:
     # -- the guest's run -----------------------------------------------------------
 
     def _start(self) -> None:
-        from kindlab import vm
-        from kindlab.kind import find_kind
+        from kindlab.drivers import vm
+        from kindlab.drivers.kind import find_kind
 
         config = self.config
         # A SIGTERM (CI's timeout, a closed session) would end Python at once and leave

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kindlab.node import ExecResult, Node
+from kindlab.drivers.node import ExecResult, Node
 from kindlab.parsers.ipaddr import AddrList, parse_ip_addr_json
 from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
 from kindlab.parsers.ipvsadm import IpvsTable, parse_ipvsadm

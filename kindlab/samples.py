@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kindlab.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
-from kindlab.node import Node
+from kindlab.drivers.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
+from kindlab.drivers.node import Node
 from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
 from kindlab.timing import scaled

@@ -21,7 +21,7 @@ from kindlab.errors import PreconditionError
 from kindlab.plugin_vm import HOW_TO_ENABLE
 
 if TYPE_CHECKING:
-    from kindlab.vm.kept import KeptGuest
+    from kindlab.drivers.vm.kept import KeptGuest
 
 Say = Callable[[str], None]
 NODE = "kindlab-ipvs-control-plane"
@@ -42,9 +42,9 @@ def up_in_vm(
     node_image: str, kind_bin: str | None, accel_mode: str, memory: str, say: Say = _say
 ) -> int:
     """Boot a kept guest and run ``kindlab up --mode ipvs`` in it; print how to explore."""
-    from kindlab import vm
-    from kindlab.kind import find_kind
-    from kindlab.vm import guest, kept
+    from kindlab.drivers import vm
+    from kindlab.drivers.kind import find_kind
+    from kindlab.drivers.vm import guest, kept
 
     if not shutil.which("qemu-system-x86_64"):
         raise PreconditionError(f"ipvs mode needs IP_VS, which this kernel lacks; {HOW_TO_ENABLE}")
@@ -91,7 +91,7 @@ def up_in_vm(
 
 
 def _guest() -> KeptGuest:
-    from kindlab.vm import kept
+    from kindlab.drivers.vm import kept
 
     running = kept.load() or kept.running_test_guest()
     if running is None:
@@ -100,7 +100,7 @@ def _guest() -> KeptGuest:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from kindlab.vm import kept
+    from kindlab.drivers.vm import kept
 
     argv = [a for a in args.argv if a != "--"]
     if not argv:
@@ -112,7 +112,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from kindlab.vm import kept
+    from kindlab.drivers.vm import kept
 
     running = _guest()
     print(f"kindlab: each line runs in the {running.where}; Ctrl-D leaves.")
@@ -132,7 +132,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kindlab.vm import kept
+    from kindlab.drivers.vm import kept
 
     running = kept.load()
     print(

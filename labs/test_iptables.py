@@ -16,8 +16,8 @@ from fractions import Fraction
 import pytest
 
 from kindlab import probes
+from kindlab.drivers.node import Node
 from kindlab.expectations import expect
-from kindlab.node import Node
 from kindlab.parsers.iptables import Rule, Table
 from kindlab.report import Finding
 from kindlab.rules import (

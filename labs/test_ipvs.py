@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from kindlab import probes
-from kindlab.clusters import Cluster
+from kindlab.drivers.clusters import Cluster
+from kindlab.drivers.node import Node
 from kindlab.expectations import Version, expect
-from kindlab.node import Node
 from kindlab.report import Finding
 from kindlab.samples import Samples
 

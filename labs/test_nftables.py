@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from kindlab import probes
+from kindlab.drivers.node import Node
 from kindlab.expectations import expect
-from kindlab.node import Node
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
 from kindlab.report import Finding
 from kindlab.samples import Samples

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kindlab import probes
-from kindlab.node import Node
+from kindlab.drivers.node import Node
 from kindlab.parsers.nft import kube_proxy_table, no_endpoint_reject
 from kindlab.plugin import each_mode
 from kindlab.report import Finding

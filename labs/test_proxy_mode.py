@@ -8,8 +8,8 @@ import ipaddress
 import pytest
 
 from kindlab import probes
-from kindlab.clusters import Cluster
-from kindlab.node import Node
+from kindlab.drivers.clusters import Cluster
+from kindlab.drivers.node import Node
 from kindlab.plugin import each_mode
 from kindlab.report import Finding
 from kindlab.samples import Samples

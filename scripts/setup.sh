@@ -11,7 +11,7 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # pause is linked statically: it needs libc's static archive
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/libc.a ] || need+=(libc6-dev)
-# ipvs mode where the host kernel lacks IP_VS: a qemu guest (kindlab/vm), whose
+# ipvs mode where the host kernel lacks IP_VS: a qemu guest (kindlab/drivers/vm), whose
 # disks are ext4 images made with mkfs.ext4 -d and booted through qcow2 overlays
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)

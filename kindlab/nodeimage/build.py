@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kindlab.drivers.proc import run
 from kindlab.errors import CommandError, PreconditionError
 from kindlab.paths import cache_dir
-from kindlab.proc import run
 
 from . import gobuild, images, kindsrc
 from .cache import cache_key, hash_files, hash_tree, short

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from kindlab.kind import install_kind
+from kindlab.drivers.kind import install_kind
 
 from .versions import KIND_VERSION
 

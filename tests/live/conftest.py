@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from kindlab import labels
-from kindlab.node import Node, docker_client
+from kindlab.drivers.node import Node, docker_client
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,10 @@ import pytest
 
 from kindlab import labels
 from kindlab.constants import CLUSTER_PREFIX
+from kindlab.drivers.kind import find_kind
+from kindlab.drivers.proc import run, started
 from kindlab.errors import CommandError
-from kindlab.kind import find_kind
 from kindlab.paths import project_root
-from kindlab.proc import run, started
 
 pytestmark = pytest.mark.live
 

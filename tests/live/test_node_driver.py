@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from kindlab.drivers.node import ExecResult, Node, ToolMissingError
 from kindlab.errors import CommandError, PreconditionError
 from kindlab.evidence import Evidence
-from kindlab.node import ExecResult, Node, ToolMissingError
 
 pytestmark = pytest.mark.live
 

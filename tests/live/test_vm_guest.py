@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kindlab import nodeimage, vm
-from kindlab.kind import find_kind
-from kindlab.proc import pid_alive
-from kindlab.vm.run import runs_dir
+from kindlab import nodeimage
+from kindlab.drivers import vm
+from kindlab.drivers.kind import find_kind
+from kindlab.drivers.proc import pid_alive
+from kindlab.drivers.vm.run import runs_dir
 
 pytestmark = [
     pytest.mark.live,

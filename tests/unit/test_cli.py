@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from kindlab import cli, clusters, kernel, vm_cli
+from kindlab import cli, vm_cli
 from kindlab.cli import main
-from kindlab.kernel import Support
-from kindlab.state import ClusterState, write_state
+from kindlab.drivers import clusters, kernel
+from kindlab.drivers.kernel import Support
+from kindlab.drivers.state import ClusterState, write_state
 
 
 @pytest.fixture(autouse=True)

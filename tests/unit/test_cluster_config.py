@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from kindlab.constants import PROXY_MODES
+from kindlab.drivers.kind import load_cluster_config, parse_cluster_config
 from kindlab.errors import PreconditionError
-from kindlab.kind import load_cluster_config, parse_cluster_config
 from kindlab.paths import clusters_dir
 
 

@@ -16,12 +16,12 @@ from typing import Any
 import docker.errors
 import pytest
 
-from kindlab import clusters
-from kindlab.clusters import ClusterCreateError, ClusterManager, require_node_image
+from kindlab.drivers import clusters
+from kindlab.drivers.clusters import ClusterCreateError, ClusterManager, require_node_image
+from kindlab.drivers.kind import load_cluster_config
+from kindlab.drivers.state import ClusterState, write_state
 from kindlab.errors import CommandError, PreconditionError
-from kindlab.kind import load_cluster_config
 from kindlab.paths import clusters_dir
-from kindlab.state import ClusterState, write_state
 
 #: A pid no process has (above Linux's pid_max of 2**22).
 DEAD_PID = 2**22 + 1

@@ -1,8 +1,8 @@
 """Command failures print as pasteable lines; evidence renders trimmed, JSON keeps it whole."""
 
+from kindlab.drivers.node import ExecResult
 from kindlab.errors import CommandError, ParseError
 from kindlab.evidence import Evidence, trim_lines
-from kindlab.node import ExecResult
 
 
 def result(**kw: object) -> ExecResult:

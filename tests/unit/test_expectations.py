@@ -61,7 +61,7 @@ def test_expectations_import_no_driver() -> None:
     # Pure data: reading the claims must not need YAML, Docker or the kind driver.
     code = (
         "import sys, kindlab.expectations; "
-        "print(sorted(m for m in ('kindlab.kind', 'yaml', 'docker', 'kubernetes') "
+        "print(sorted(m for m in ('kindlab.drivers.kind', 'yaml', 'docker', 'kubernetes') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

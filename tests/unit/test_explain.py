@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 import pytest
 
 from kindlab import explain, probes
+from kindlab.drivers.kube import Endpoint, ServiceInfo, ServicePort
+from kindlab.drivers.node import ExecResult
+from kindlab.drivers.state import ClusterState, write_state
 from kindlab.errors import PreconditionError
-from kindlab.kube import Endpoint, ServiceInfo, ServicePort
-from kindlab.node import ExecResult
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
 from kindlab.parsers.route import parse_route_get
-from kindlab.state import ClusterState, write_state
 from kindlab.walk_render import text
 from kindlab.walker import Packet, walk
 

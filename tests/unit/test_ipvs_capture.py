@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kindlab import probes
+from kindlab.drivers.node import ExecResult, Node
 from kindlab.expectations import expect
-from kindlab.node import ExecResult, Node
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
 from kindlab.parsers.ipvsadm import parse_ipvsadm

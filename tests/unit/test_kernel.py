@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kindlab import kernel
-from kindlab.errors import CommandError, ParseError
-from kindlab.kernel import (
+from kindlab.drivers import kernel
+from kindlab.drivers.kernel import (
     KernelFacts,
     check,
     facts_without_probe,
@@ -17,6 +16,7 @@ from kindlab.kernel import (
     parse_kconfig,
     parse_probe,
 )
+from kindlab.errors import CommandError, ParseError
 
 # Lines from this project's machines' /proc/config.gz (kernel 6.18, no modules).
 HOST_CONFIG = """\

@@ -1,6 +1,6 @@
 """Reading the API's answers without the client's models (pure)."""
 
-from kindlab.kube import Endpoint, endpoints_from_slices
+from kindlab.drivers.kube import Endpoint, endpoints_from_slices
 
 
 def test_endpoint_slices_read_as_json_including_a_service_without_endpoints() -> None:

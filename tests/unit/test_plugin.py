@@ -53,7 +53,7 @@ def test_failed_check_carries_its_evidence_and_lands_in_the_report(
     pytester.makepyfile(
         """
         import pytest
-        from kindlab.node import ExecResult
+        from kindlab.drivers.node import ExecResult
 
         @pytest.mark.claim("ping-clusterip")
         @pytest.mark.iptables

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from kindlab import clusters
+from kindlab.drivers import clusters
 
 pytest_plugins = ["pytester"]
 

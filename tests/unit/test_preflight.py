@@ -9,10 +9,11 @@ from typing import Any
 import docker.errors
 import pytest
 
-from kindlab import clusters, kernel, nodeimage
-from kindlab.clusters import ClusterManager, ModeUnsupported, preflight
+from kindlab import nodeimage
+from kindlab.drivers import clusters, kernel
+from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, preflight
+from kindlab.drivers.kernel import Support
 from kindlab.errors import PreconditionError
-from kindlab.kernel import Support
 from kindlab.paths import clusters_dir
 
 pytest_plugins = ["pytester"]

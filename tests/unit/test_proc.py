@@ -12,9 +12,9 @@ from types import FrameType
 
 import pytest
 
-from kindlab import proc
+from kindlab.drivers import proc
+from kindlab.drivers.proc import run, started
 from kindlab.errors import CommandError, PreconditionError
-from kindlab.proc import run, started
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kindlab.state import (
+from kindlab.drivers.state import (
     ClusterState,
     StateError,
     forget,

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from kindlab import plugin_vm
-from kindlab.vm import disk, guest, qemu
-from kindlab.vm.events import Event, EventReader
+from kindlab.drivers.vm import disk, guest, qemu
+from kindlab.drivers.vm.events import Event, EventReader
 
 
 def _spec(tmp_path: Path, accel: qemu.Accel) -> qemu.GuestSpec:
@@ -176,7 +176,7 @@ def test_guest_script_is_valid_bash(tmp_path: Path) -> None:
 
 
 def test_agent_runs_commands_and_reports_failures() -> None:
-    from kindlab.vm import agent
+    from kindlab.drivers.vm import agent
 
     ok = agent.handle({"id": 7, "argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
     assert ok == {"id": 7, "exit": 3, "stdout": "out\n", "stderr": "err\n"}
@@ -282,9 +282,9 @@ def test_prune_keeps_only_what_is_in_use(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_the_guest_config_trims_the_control_plane_and_keeps_the_rest() -> None:
-    from kindlab.kind import parse_cluster_config
+    from kindlab.drivers.kind import parse_cluster_config
+    from kindlab.drivers.vm import tuning
     from kindlab.paths import clusters_dir
-    from kindlab.vm import tuning
 
     original = (clusters_dir() / "ipvs.yaml").read_text()
     trimmed = tuning.trimmed_config(original)
@@ -301,7 +301,7 @@ def test_the_guest_config_trims_the_control_plane_and_keeps_the_rest() -> None:
 
 
 def test_under_tcg_the_payload_replaces_the_kind_configs() -> None:
-    from kindlab import vm
+    from kindlab.drivers import vm
 
     tcg = vm.payload_files(qemu.Accel("tcg", ""))
     assert tcg["timeout-scale"] == str(vm.TCG_TIMEOUT_SCALE)

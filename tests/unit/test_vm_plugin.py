@@ -59,7 +59,7 @@ def finding(request):
 HOST_CONFTEST = """
 import pytest
 from kindlab import plugin_vm
-from kindlab.vm.events import Event
+from kindlab.drivers.vm.events import Event
 
 EVENTS = {events!r}
 REAL = (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for)

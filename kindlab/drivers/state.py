@@ -1,6 +1,6 @@
 """What kindlab records of each cluster it creates, so that none is ever lost.
 
-Before ``kind create cluster`` runs, :class:`~kindlab.clusters.ClusterManager` writes
+Before ``kind create cluster`` runs, :class:`~kindlab.drivers.clusters.ClusterManager` writes
 ``<cache>/clusters/NAME.json`` (a :class:`ClusterState`: the owner's pid and host, the
 run, the image and config, whether to keep it); kind writes the cluster's kubeconfig
 beside it, ``NAME.kubeconfig``. A later run, ``kindlab status``, ``kindlab explain``

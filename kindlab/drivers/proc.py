@@ -19,7 +19,7 @@ with :mod:`selectors` in the calling thread. So:
 The price of the group of its own: a signal that kills Python outright (SIGTERM from
 ``timeout`` or CI, SIGHUP when the terminal closes) does not reach the child, which
 runs on to its end; a cluster it was creating is then removed as a leftover at the
-next start (see :mod:`kindlab.clusters`).
+next start (see :mod:`kindlab.drivers.clusters`).
 
 Why not the ``sh`` package, which the kind driver used: ``sh`` implements ``_timeout``
 with a non-daemon :class:`threading.Timer` that is cancelled only when the command ends

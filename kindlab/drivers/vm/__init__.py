@@ -2,9 +2,9 @@
 
 kind nodes share the Docker host's kernel; where it lacks IP_VS or the dummy
 device, kindlab runs the ipvs lab in a guest booted from Debian's kernel, which
-has both. The guest has no network card. See :mod:`kindlab.vm.disk` (its cached
-disks), :mod:`kindlab.vm.qemu` (command line, KVM probe), :mod:`kindlab.vm.run`
-(one run) and :mod:`kindlab.vm.guest` (what runs inside).
+has both. The guest has no network card. See :mod:`kindlab.drivers.vm.disk` (its cached
+disks), :mod:`kindlab.drivers.vm.qemu` (command line, KVM probe), :mod:`kindlab.drivers.vm.run`
+(one run) and :mod:`kindlab.drivers.vm.guest` (what runs inside).
 """
 
 from collections.abc import Callable
@@ -35,7 +35,7 @@ def payload_files(accel: Accel) -> dict[str, str]:
     """The files of a run's payload that depend on how the guest runs.
 
     Under TCG: longer waits, and kind configs with the control plane trimmed
-    (:mod:`kindlab.vm.tuning`), in place of the checkout's.
+    (:mod:`kindlab.drivers.vm.tuning`), in place of the checkout's.
     """
     if accel.name == "kvm":
         return {"timeout-scale": "1"}

@@ -1,7 +1,7 @@
 """Cluster lifecycle: one kind cluster per proxy mode, named, recorded, removable.
 
 :class:`ClusterManager` owns the clusters of one run. Before ``kind create
-cluster`` starts, it writes a state file (:mod:`kindlab.state`) with the owner's
+cluster`` starts, it writes a state file (:mod:`kindlab.drivers.state`) with the owner's
 pid, so that a crashed or interrupted run's clusters are found and removed at the
 next start. Every failure path (a bad input, a failed create, Ctrl-C) leaves
 nothing behind unless the user asked to keep clusters.
@@ -26,15 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from kindlab import kernel
 from kindlab.constants import CLUSTER_PREFIX, PROXY_MODES
-from kindlab.errors import CommandError, KindlabError, PreconditionError
-from kindlab.kind import ClusterConfig, Kind, load_cluster_config
-from kindlab.kube import Kube
-from kindlab.node import Node, Recorder, docker_client
-from kindlab.paths import cache_dir, clusters_dir
-from kindlab.proc import pid_alive
-from kindlab.state import (
+from kindlab.drivers import kernel
+from kindlab.drivers.kind import ClusterConfig, Kind, load_cluster_config
+from kindlab.drivers.kube import Kube
+from kindlab.drivers.node import Node, Recorder, docker_client
+from kindlab.drivers.proc import pid_alive
+from kindlab.drivers.state import (
     ClusterState,
     default_dir,
     forget,
@@ -42,6 +40,8 @@ from kindlab.state import (
     read_states,
     write_state,
 )
+from kindlab.errors import CommandError, KindlabError, PreconditionError
+from kindlab.paths import cache_dir, clusters_dir
 from kindlab.timing import scaled
 
 Progress = Callable[[str], None]
@@ -140,7 +140,7 @@ def preflight(mode: str, config: Path | None = None, *, image: str | None = None
 
 def require_node_image(image: str) -> None:
     """Raise :class:`PreconditionError` (one line) unless Docker has ``image``; never pulls."""
-    import docker.errors  # lazily, as in kindlab.node: the parsers need no Docker
+    import docker.errors  # lazily, as in kindlab.drivers.node: the parsers need no Docker
 
     try:
         docker_client().images.get(image)
@@ -308,7 +308,7 @@ class ClusterManager:
             cluster = Cluster(state, kubeconfig, cfg)
             cluster.node_names = cluster.kube.wait_nodes_ready(timeout=scaled(300))
         except KeyboardInterrupt:
-            # kindlab.proc has stopped kind by now: nothing is still creating the cluster.
+            # kindlab.drivers.proc has stopped kind by now: nothing is still creating the cluster.
             self.progress(f"interrupted: deleting cluster {name}")
             self._discard(name)
             raise

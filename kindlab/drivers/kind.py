@@ -1,6 +1,6 @@
 """The kind driver: find the kind binary, create, list and delete clusters.
 
-Runs the real ``kind`` CLI through :mod:`kindlab.proc` (argv lists, a deadline,
+Runs the real ``kind`` CLI through :mod:`kindlab.drivers.proc` (argv lists, a deadline,
 Ctrl-C stops it) and streams its progress to the caller. Never touches the user's
 ``~/.kube/config``: every cluster gets a kubeconfig file of its own.
 """
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import yaml
 
-# Re-exported: kindlab.kind was their home before kindlab.constants.
-from kindlab.constants import KIND_VERSION as KIND_VERSION
-from kindlab.constants import PROXY_MODES as PROXY_MODES
+from kindlab.constants import KIND_VERSION, PROXY_MODES
+from kindlab.drivers.proc import run
 from kindlab.errors import PreconditionError
 from kindlab.paths import cache_dir
-from kindlab.proc import run
 
 KIND_MODULE = "sigs.k8s.io/kind"
 

@@ -2,7 +2,7 @@
 
 The guest boots detached from this process (qemu in a session of its own),
 creates the ipvs cluster with ``kindlab up`` inside, then serves commands on its
-control port (:mod:`kindlab.vm.agent`), which qemu exposes as a unix socket in
+control port (:mod:`kindlab.drivers.vm.agent`), which qemu exposes as a unix socket in
 ``<cache>/vm/kept/``. ``kindlab vm exec``/``shell`` talk to it; ``kindlab down``
 powers it off and removes the directory. One kept guest at a time.
 """
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kindlab.drivers.proc import pid_alive
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.proc import pid_alive
 
 from .disk import GuestDisk, vm_dir
 from .events import EventReader

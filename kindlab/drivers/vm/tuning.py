@@ -59,7 +59,8 @@ def trimmed_config(text: str) -> str:
     )
     doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), patch]
     header = (
-        "# kindlab: the guest's copy, control plane trimmed for emulation (kindlab/vm/tuning.py)\n"
+        "# kindlab: the guest's copy, control plane trimmed for emulation"
+        " (kindlab/drivers/vm/tuning.py)\n"
     )
     return header + yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False)
 

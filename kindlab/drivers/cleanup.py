@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from kindlab import labels
-from kindlab.node import docker_client
+from kindlab.drivers.node import docker_client
 
 
 def remove_labelled_containers() -> list[str]:

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kindlab.drivers.proc import run
 from kindlab.errors import CommandError, PreconditionError
 from kindlab.nodeimage.cache import cache_key, hash_files, short
 from kindlab.nodeimage.versions import DEBIAN_MIRROR
 from kindlab.paths import cache_dir
-from kindlab.proc import run
 
 from . import guest
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kindlab.proc import started
+from kindlab.drivers.proc import started
 
 from .guest import ARTIFACTS_PORT, CONTROL_PORT, EVENTS_PORT
 

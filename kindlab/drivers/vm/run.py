@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from kindlab.drivers.proc import pid_alive, run, started
 from kindlab.errors import KindlabError, PreconditionError
-from kindlab.proc import pid_alive, run, started
 
 from .disk import GuestDisk, vm_dir
 from .events import Event, EventReader

@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kindlab import labels
+from kindlab.drivers.proc import run
 from kindlab.errors import CommandError, KindlabError, ParseError
-from kindlab.proc import run
 
 #: Kernel features each mode needs, by Kconfig symbol and module name.
 REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
