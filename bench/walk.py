@@ -40,9 +40,9 @@ from typing import TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kindlab.netfilter.render import text  # noqa: E402
+from kindlab.netfilter.walker import Packet, WalkResult, walk  # noqa: E402
 from kindlab.parsers.iptables import Table, parse_iptables_save  # noqa: E402
-from kindlab.walk_render import text  # noqa: E402
-from kindlab.walker import Packet, WalkResult, walk  # noqa: E402
 
 CAPTURE = ROOT / "tests" / "fixtures" / "captured" / "v1.34.4-iptables-1000ep"
 CLUSTER_IP = "10.104.152.136"

@@ -14,9 +14,9 @@ from kindlab.drivers.node import Node
 from kindlab.drivers.state import ClusterState, kubeconfig_path, read_states
 from kindlab.errors import PreconditionError
 from kindlab.evidence import Evidence
+from kindlab.netfilter.render import text
+from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
-from kindlab.walk_render import text
-from kindlab.walker import Packet, walk
 
 
 def find_service(cluster_ip: str) -> tuple[ClusterState, Kube, str]:

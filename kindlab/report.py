@@ -21,9 +21,9 @@ from kindlab.evidence import Evidence, trim_lines
 from kindlab.expectations import CLAIMS, claim
 
 # mermaid is re-exported: tests/unit/test_rules_and_report.py imports it from here.
-from kindlab.walk_render import mermaid as mermaid
-from kindlab.walk_render import text
-from kindlab.walker import WalkResult
+from kindlab.netfilter.render import mermaid as mermaid
+from kindlab.netfilter.render import text
+from kindlab.netfilter.walker import WalkResult
 
 OUTCOMES = ("passed", "failed", "not run")
 

@@ -7,9 +7,9 @@
 Reads the dump (``-`` for stdin), takes its nat table and prints, for a learner,
 each rule the packet meets: the chain, the rule line, why it matched and what
 it did, and where the walk splits, every way it ends, with its share (see
-:mod:`kindlab.walk_render`). ``--verbose`` also shows the rules that did not
+:mod:`kindlab.netfilter.render`). ``--verbose`` also shows the rules that did not
 match, and why. ``--json`` prints one object instead
-(:meth:`kindlab.walker.WalkResult.to_json`)::
+(:meth:`kindlab.netfilter.walker.WalkResult.to_json`)::
 
     {
       "hook": "OUTPUT",
@@ -49,9 +49,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kindlab.errors import KindlabError
+from kindlab.netfilter.render import text
+from kindlab.netfilter.walker import DEFAULT_MAX_STEPS, HOOKS, Packet, WalkBudgetError, walk
 from kindlab.parsers.iptables import parse_iptables_save
-from kindlab.walk_render import text
-from kindlab.walker import DEFAULT_MAX_STEPS, HOOKS, Packet, WalkBudgetError, walk
 
 __all__ = ["register_cli", "run"]
 

@@ -18,17 +18,17 @@ import pytest
 from kindlab import probes
 from kindlab.drivers.node import Node
 from kindlab.expectations import expect
-from kindlab.parsers.iptables import Rule, Table
-from kindlab.report import Finding
-from kindlab.rules import (
+from kindlab.netfilter.rules import (
     even_split,
     hook_jumps,
     icmp_translations,
     probability_matches,
     service_rules,
 )
+from kindlab.netfilter.walker import Packet, WalkResult, walk
+from kindlab.parsers.iptables import Rule, Table
+from kindlab.report import Finding
 from kindlab.samples import Samples
-from kindlab.walker import Packet, WalkResult, walk
 
 pytestmark = pytest.mark.iptables
 

@@ -8,10 +8,10 @@ import pytest
 
 from kindlab import probes
 from kindlab.drivers.node import Node
+from kindlab.netfilter.rules import reject_rules
 from kindlab.parsers.nft import kube_proxy_table, no_endpoint_reject
 from kindlab.plugin import each_mode
 from kindlab.report import Finding
-from kindlab.rules import reject_rules
 from kindlab.samples import Samples
 
 

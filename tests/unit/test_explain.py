@@ -17,11 +17,11 @@ from kindlab.drivers.kube import Endpoint, ServiceInfo, ServicePort
 from kindlab.drivers.node import ExecResult
 from kindlab.drivers.state import ClusterState, write_state
 from kindlab.errors import PreconditionError
+from kindlab.netfilter.render import text
+from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
 from kindlab.parsers.route import parse_route_get
-from kindlab.walk_render import text
-from kindlab.walker import Packet, walk
 
 CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "v1.34.4-iptables"
 CLUSTER_IP = "10.105.96.116"  # Service default/agnhost in that capture

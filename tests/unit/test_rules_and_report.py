@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from kindlab.evidence import Evidence
-from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
-from kindlab.report import Entry, Finding, render_json, render_markdown
-from kindlab.rules import (
+from kindlab.netfilter.render import mermaid
+from kindlab.netfilter.rules import (
     even_split,
     hook_jumps,
     icmp_translations,
@@ -19,8 +18,9 @@ from kindlab.rules import (
     reject_rules,
     service_rules,
 )
-from kindlab.walk_render import mermaid
-from kindlab.walker import Packet, walk
+from kindlab.netfilter.walker import Packet, walk
+from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
+from kindlab.report import Entry, Finding, render_json, render_markdown
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "iptables"
 WEB = "10.96.45.17"

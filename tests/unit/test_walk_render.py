@@ -1,4 +1,4 @@
-"""One rendering of a walk: text and Mermaid from kindlab.walk_render, JSON from WalkResult.
+"""One rendering of a walk: text and Mermaid from kindlab.netfilter.render, JSON from WalkResult.
 
 Every caller (``kindlab walk``, ``kindlab explain`` (see test_explain.py), a lab
 check's evidence, the report) shows the same thing, and the output holds each step once.
@@ -17,11 +17,13 @@ from types import ModuleType
 
 import pytest
 
-from kindlab import walk_cli, walk_render, walker
+from kindlab import walk_cli
+from kindlab.netfilter import render as walk_render
+from kindlab.netfilter import walker
+from kindlab.netfilter.render import describe_outcome, format_share, mermaid, text
+from kindlab.netfilter.walker import Packet, WalkResult, walk
 from kindlab.parsers.iptables import Table, parse_iptables_save
 from kindlab.report import Entry, Finding
-from kindlab.walk_render import describe_outcome, format_share, mermaid, text
-from kindlab.walker import Packet, WalkResult, walk
 
 DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "iptables" / "nft_save_counters.out"
 CLUSTER_IP = "10.96.45.17"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kindlab.netfilter.walker import Packet, WalkBudgetError, WalkError, WalkResult, walk
 from kindlab.parsers.iptables import Table, parse_iptables_save
-from kindlab.walker import Packet, WalkBudgetError, WalkError, WalkResult, walk
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "iptables"
 DUMPS = sorted(p.name for p in FIXTURES.glob("*.out"))

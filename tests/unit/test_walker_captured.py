@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import Table, parse_iptables_save
-from kindlab.walker import Packet, walk
 
 CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured"
 DUMPS = ("iptables-save.out", "iptables-save-t-nat.out", "iptables-save-c.out")

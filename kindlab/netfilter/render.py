@@ -2,9 +2,9 @@
 
 One rendering for every caller: ``kindlab walk``, ``kindlab explain``, the
 evidence a lab check records and the report's charts. (JSON is
-:meth:`kindlab.walker.WalkResult.to_json`.)
+:meth:`kindlab.netfilter.walker.WalkResult.to_json`.)
 
-Both draw the walk's tree (:meth:`~kindlab.walker.WalkResult.tree`), in which a
+Both draw the walk's tree (:meth:`~kindlab.netfilter.walker.WalkResult.tree`), in which a
 step that many outcomes share appears once, so the output grows with the table,
 not with the number of endpoints times the length of their paths. In the text, a
 walk that splits shows each way but the last as a side branch, marked ``|`` at
@@ -23,7 +23,7 @@ the left, which ends before the walk goes on with the last way::
 Example::
 
     >>> from kindlab.parsers.iptables import parse_iptables_save
-    >>> from kindlab.walker import Packet, walk
+    >>> from kindlab.netfilter.walker import Packet, walk
     >>> nat = parse_iptables_save('''*nat
     ... :OUTPUT ACCEPT [0:0]
     ... -A OUTPUT -d 10.96.0.10/32 -p tcp -m statistic --mode random --probability 0.5 \
@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from kindlab.walker import Outcome, Step, WalkResult
+from kindlab.netfilter.walker import Outcome, Step, WalkResult
 
 __all__ = ["describe_outcome", "format_share", "mermaid", "text"]
 
