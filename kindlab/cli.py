@@ -23,7 +23,7 @@ from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, preflight
 from kindlab.drivers.kind import Kind, find_kind
 from kindlab.drivers.state import read_states
 from kindlab.errors import CommandError, KindlabError
-from kindlab.samples import deploy_samples, wait_proxy_synced
+from kindlab.lab.samples import deploy_samples, wait_proxy_synced
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -111,7 +111,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from kindlab.explain import explain
+    from kindlab.lab.explain import explain
 
     log = explain(args.cluster_ip)
     if args.evidence:

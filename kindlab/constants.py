@@ -1,7 +1,7 @@
 """What the whole package agrees on: proxy modes, the kind release, cluster names.
 
 The bottom of kindlab's import graph: it imports nothing, so that pure modules
-(:mod:`kindlab.expectations`, the parsers) can use these names without pulling in
+(:mod:`kindlab.lab.expectations`, the parsers) can use these names without pulling in
 a driver.
 """
 

@@ -36,16 +36,17 @@ from kindlab.drivers.kind import Kind, find_kind
 from kindlab.drivers.node import Node
 from kindlab.drivers.state import read_states
 from kindlab.errors import PreconditionError
-from kindlab.evidence import Evidence
-from kindlab.report import Entry, Finding, write_reports
-from kindlab.samples import Samples, deploy_samples, wait_proxy_synced
+from kindlab.lab.evidence import Evidence
+from kindlab.lab.report import Entry, Finding, write_reports
+from kindlab.lab.samples import Samples, deploy_samples, wait_proxy_synced
 
 MARKERS = {
     "iptables": "a lab check of kube-proxy in iptables mode (needs a kind cluster)",
     "ipvs": "a lab check of kube-proxy in ipvs mode (needs IP_VS and dummy in the host kernel)",
     "nftables": "a lab check of kube-proxy in nftables mode (needs a kind cluster)",
     "live": "needs a Docker engine; may create kind clusters",
-    "claim(id)": "the lab claim (kindlab.expectations.CLAIMS) a test checks; it goes in the report",
+    "claim(id)": "the lab claim (kindlab.lab.expectations.CLAIMS) a test checks; it goes in "
+    "the report",
 }
 
 evidence_key = pytest.StashKey[Evidence]()

@@ -15,9 +15,11 @@ from fractions import Fraction
 
 import pytest
 
-from kindlab import probes
 from kindlab.drivers.node import Node
-from kindlab.expectations import expect
+from kindlab.lab import probes
+from kindlab.lab.expectations import expect
+from kindlab.lab.report import Finding
+from kindlab.lab.samples import Samples
 from kindlab.netfilter.rules import (
     even_split,
     hook_jumps,
@@ -27,8 +29,6 @@ from kindlab.netfilter.rules import (
 )
 from kindlab.netfilter.walker import Packet, WalkResult, walk
 from kindlab.parsers.iptables import Rule, Table
-from kindlab.report import Finding
-from kindlab.samples import Samples
 
 pytestmark = pytest.mark.iptables
 

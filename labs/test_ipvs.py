@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from kindlab import probes
 from kindlab.drivers.clusters import Cluster
 from kindlab.drivers.node import Node
-from kindlab.expectations import Version, expect
-from kindlab.report import Finding
-from kindlab.samples import Samples
+from kindlab.lab import probes
+from kindlab.lab.expectations import Version, expect
+from kindlab.lab.report import Finding
+from kindlab.lab.samples import Samples
 
 pytestmark = pytest.mark.ipvs
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from kindlab import probes
 from kindlab.drivers.node import Node
-from kindlab.expectations import expect
+from kindlab.lab import probes
+from kindlab.lab.expectations import expect
+from kindlab.lab.report import Finding
+from kindlab.lab.samples import Samples
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
-from kindlab.report import Finding
-from kindlab.samples import Samples
 
 pytestmark = pytest.mark.nftables
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from kindlab import probes
 from kindlab.drivers.node import Node
+from kindlab.lab import probes
+from kindlab.lab.report import Finding
+from kindlab.lab.samples import Samples
 from kindlab.netfilter.rules import reject_rules
 from kindlab.parsers.nft import kube_proxy_table, no_endpoint_reject
 from kindlab.plugin import each_mode
-from kindlab.report import Finding
-from kindlab.samples import Samples
 
 
 def _rejecting_rule(mode: str, node: Node, ip: str, port: int) -> str | None:

@@ -7,12 +7,12 @@ import ipaddress
 
 import pytest
 
-from kindlab import probes
 from kindlab.drivers.clusters import Cluster
 from kindlab.drivers.node import Node
+from kindlab.lab import probes
+from kindlab.lab.report import Finding
+from kindlab.lab.samples import Samples
 from kindlab.plugin import each_mode
-from kindlab.report import Finding
-from kindlab.samples import Samples
 
 
 @each_mode()

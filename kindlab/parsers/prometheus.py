@@ -1,7 +1,7 @@
 """Parser for the Prometheus text format, as kube-proxy serves it at :10249/metrics.
 
 Pure: text in, frozen dataclasses out. kindlab reads a few gauges from it to know
-when kube-proxy has synced its rules (see :func:`kindlab.samples.wait_proxy_synced`).
+when kube-proxy has synced its rules (see :func:`kindlab.lab.samples.wait_proxy_synced`).
 
 Schema::
 

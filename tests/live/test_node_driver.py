@@ -10,7 +10,7 @@ import pytest
 
 from kindlab.drivers.node import ExecResult, Node, ToolMissingError
 from kindlab.errors import CommandError, PreconditionError
-from kindlab.evidence import Evidence
+from kindlab.lab.evidence import Evidence
 
 pytestmark = pytest.mark.live
 

@@ -2,7 +2,7 @@
 
 from kindlab.drivers.node import ExecResult
 from kindlab.errors import CommandError, ParseError
-from kindlab.evidence import Evidence, trim_lines
+from kindlab.lab.evidence import Evidence, trim_lines
 
 
 def result(**kw: object) -> ExecResult:

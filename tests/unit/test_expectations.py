@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from kindlab.constants import PROXY_MODES
-from kindlab.expectations import CLAIMS, EXPECTATIONS, Version, claim, expect
+from kindlab.lab.expectations import CLAIMS, EXPECTATIONS, Version, claim, expect
 
 
 @pytest.mark.parametrize(
@@ -60,9 +60,9 @@ def test_no_expectation_is_a_lookup_error() -> None:
 def test_expectations_import_no_driver() -> None:
     # Pure data: reading the claims must not need YAML, Docker or the kind driver.
     code = (
-        "import sys, kindlab.expectations; "
+        "import sys, kindlab.lab.expectations; "
         "print(sorted(m for m in ('kindlab.drivers.kind', 'yaml', 'docker', 'kubernetes') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", f"importing kindlab.expectations imported {out.stdout}"
+    assert out.stdout.strip() == "[]", f"importing kindlab.lab.expectations imported {out.stdout}"

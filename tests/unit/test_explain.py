@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kindlab import explain, probes
 from kindlab.drivers.kube import Endpoint, ServiceInfo, ServicePort
 from kindlab.drivers.node import ExecResult
 from kindlab.drivers.state import ClusterState, write_state
 from kindlab.errors import PreconditionError
+from kindlab.lab import explain, probes
 from kindlab.netfilter.render import text
 from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.ipaddr import parse_ip_addr_json

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from kindlab import probes
 from kindlab.drivers.node import ExecResult, Node
-from kindlab.expectations import expect
+from kindlab.lab import probes
+from kindlab.lab.expectations import expect
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
 from kindlab.parsers.ipvsadm import parse_ipvsadm

@@ -96,14 +96,14 @@ def _gauges(last: float | None, queued: float, pending: int) -> str:
 def test_proxy_synced(
     last: float | None, queued: float, pending: int, now: float, synced: bool
 ) -> None:
-    from kindlab.samples import proxy_synced
+    from kindlab.lab.samples import proxy_synced
 
     ok, state = proxy_synced(parse_prometheus(_gauges(last, queued, pending)), 100.0, now)
     assert ok is synced, state
 
 
 def test_proxy_synced_waits_longer_for_informers_where_the_cluster_is_slow() -> None:
-    from kindlab.samples import proxy_synced
+    from kindlab.lab.samples import proxy_synced
 
     idle = parse_prometheus(_gauges(99.0, 98.0, 0))
     assert proxy_synced(idle, 100.0, 103.0)[0]  # the default two seconds have passed

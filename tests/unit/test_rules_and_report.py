@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kindlab.evidence import Evidence
+from kindlab.lab.evidence import Evidence
+from kindlab.lab.report import Entry, Finding, render_json, render_markdown
 from kindlab.netfilter.render import mermaid
 from kindlab.netfilter.rules import (
     even_split,
@@ -20,7 +21,6 @@ from kindlab.netfilter.rules import (
 )
 from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
-from kindlab.report import Entry, Finding, render_json, render_markdown
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "iptables"
 WEB = "10.96.45.17"

@@ -45,7 +45,7 @@ def test_plain_native():
 # The guest's finding fixture needs a cluster; here it is a plain record.
 GUEST_CONFTEST = """
 import pytest
-from kindlab.report import Finding
+from kindlab.lab.report import Finding
 
 @pytest.fixture
 def finding(request):

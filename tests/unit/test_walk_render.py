@@ -18,12 +18,12 @@ from types import ModuleType
 import pytest
 
 from kindlab import walk_cli
+from kindlab.lab.report import Entry, Finding
 from kindlab.netfilter import render as walk_render
 from kindlab.netfilter import walker
 from kindlab.netfilter.render import describe_outcome, format_share, mermaid, text
 from kindlab.netfilter.walker import Packet, WalkResult, walk
 from kindlab.parsers.iptables import Table, parse_iptables_save
-from kindlab.report import Entry, Finding
 
 DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "iptables" / "nft_save_counters.out"
 CLUSTER_IP = "10.96.45.17"

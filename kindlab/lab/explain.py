@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kindlab import probes
 from kindlab.drivers.kube import Kube
 from kindlab.drivers.node import Node
 from kindlab.drivers.state import ClusterState, kubeconfig_path, read_states
 from kindlab.errors import PreconditionError
-from kindlab.evidence import Evidence
+from kindlab.lab import probes
+from kindlab.lab.evidence import Evidence
 from kindlab.netfilter.render import text
 from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table

@@ -263,6 +263,6 @@ def expect(behaviour: str, mode: str, version: str | Version) -> Expectation:
     if len(found) != 1:
         raise LookupError(
             f"{len(found)} expectations for {behaviour!r} in {mode} mode at {ver}; "
-            "kindlab.expectations.EXPECTATIONS needs exactly one"
+            "kindlab.lab.expectations.EXPECTATIONS needs exactly one"
         )
     return found[0]

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kindlab import __version__
-from kindlab.evidence import Evidence, trim_lines
-from kindlab.expectations import CLAIMS, claim
+from kindlab.lab.evidence import Evidence, trim_lines
+from kindlab.lab.expectations import CLAIMS, claim
 
 # mermaid is re-exported: tests/unit/test_rules_and_report.py imports it from here.
 from kindlab.netfilter.render import mermaid as mermaid
