@@ -39,7 +39,7 @@ Schema::
       determined: bool               # no outcome depends on an assumption
       translations: (Outcome, ...)   # the outcomes that DNAT (or REDIRECT)
       tree(trace=False): (TreeStep, ...)  # every step of every outcome, once
-      to_json(): dict                # see kindlab.walk_cli for its shape
+      to_json(): dict                # see kindlab.cli.walk for its shape
     Outcome
       verdict: str                   # "DNAT", "ACCEPT" (policy), "REJECT", "LOOP", ...
       to: str | None                 # "IP:PORT" for DNAT, else None
@@ -382,7 +382,7 @@ class WalkResult:
         """JSON-ready: the walk's steps once each, and the outcomes pointing at their last.
 
         ``outcomes`` lists only the translations (empty when none), ``endings``
-        every outcome; see :mod:`kindlab.walk_cli` for the shape.
+        every outcome; see :mod:`kindlab.cli.walk` for the shape.
         """
         tree = self.tree()
         last = {k: t.id for t in tree for k in t.endings}

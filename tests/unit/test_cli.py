@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from kindlab import cli, vm_cli
+from kindlab import cli
 from kindlab.cli import main
+from kindlab.cli import vm as vm_cli
 from kindlab.drivers import clusters, kernel
 from kindlab.drivers.kernel import Support
 from kindlab.drivers.state import ClusterState, write_state

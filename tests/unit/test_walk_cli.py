@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kindlab import walk_cli
+from kindlab.cli import walk as walk_cli
 
 DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "iptables" / "nft_save_counters.out"
 

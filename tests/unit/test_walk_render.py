@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from kindlab import walk_cli
+from kindlab.cli import walk as walk_cli
 from kindlab.lab.report import Entry, Finding
 from kindlab.netfilter import render as walk_render
 from kindlab.netfilter import walker

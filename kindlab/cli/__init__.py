@@ -55,7 +55,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ModeUnsupported as exc:
         if args.mode != "ipvs" or args.ipvs_vm == "never":
             raise
-        from kindlab import vm_cli
+        from kindlab.cli import vm as vm_cli
 
         _say(f"{exc}: the cluster goes into a qemu guest")
         return vm_cli.up_in_vm(_node_image(args), args.kind_bin, args.vm_accel, args.vm_memory)
@@ -158,10 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="list the clusters kindlab knows of")
     status.set_defaults(func=cmd_status)
 
-    from kindlab import walk_cli
+    from kindlab.cli import walk as walk_cli
 
     walk_cli.register_cli(sub)
-    from kindlab import nodeimage, vm_cli
+    from kindlab import nodeimage
+    from kindlab.cli import vm as vm_cli
 
     nodeimage.register_cli(sub)
     vm_cli.register_cli(sub)
@@ -183,7 +184,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KindlabError as exc:
         print(f"kindlab: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
