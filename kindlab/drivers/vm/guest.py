@@ -59,13 +59,15 @@ GUEST_MODULES = (
 
 EVENTS_PORT = "kindlab.events"
 ARTIFACTS_PORT = "kindlab.artifacts"
-CONTROL_PORT = "kindlab.control"  # a kept guest's command agent (kindlab/drivers/vm/agent.py)
+CONTROL_PORT = "kindlab.control"  # a kept guest's command agent (AGENT)
 
 #: Where the payload disk is mounted in the guest, and what it holds.
 PAYLOAD_MOUNT = "/kindlab"
 PAYLOAD_SRC = f"{PAYLOAD_MOUNT}/src"  # rootdir of the test run; kindlab/ inside it
 PAYLOAD_COMMAND = f"{PAYLOAD_MOUNT}/command"  # what to run, one argument per line
 PAYLOAD_HOLD = f"{PAYLOAD_MOUNT}/hold"  # present: stay up for the agent afterwards
+#: The command agent of a kept guest (:mod:`kindlab.drivers.vm.agent`), from the payload.
+AGENT = f"{PAYLOAD_SRC}/kindlab/drivers/vm/agent.py"
 RESULTS_DIR = "/results"
 KIND_PATH = "/usr/local/bin/kind"
 RUN_SCRIPT = "/usr/local/lib/kindlab/guest-run"
@@ -132,7 +134,7 @@ for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null 2>&1 || {{ emit error "Docker did not start"; finish 3; }}
 emit docker "$(docker version --format '{{{{.Server.Version}}}}')"
 if [ ! -e {PAYLOAD_HOLD} ]; then  # a look inside while tests run: `kindlab vm exec`
-  python3 {PAYLOAD_SRC}/kindlab/drivers/vm/agent.py "$(port {CONTROL_PORT})" &
+  python3 {AGENT} "$(port {CONTROL_PORT})" &
 fi
 mapfile -t CMD < {PAYLOAD_COMMAND}
 cd {PAYLOAD_SRC}
@@ -144,7 +146,7 @@ rc=${{PIPESTATUS[0]}}
 if [ -e {PAYLOAD_HOLD} ] && [ "$rc" = 0 ]; then
   emit ready
   unset KINDLAB_EVENTS  # the agent's commands answer on the control port
-  python3 {PAYLOAD_SRC}/kindlab/drivers/vm/agent.py "$(port {CONTROL_PORT})"
+  python3 {AGENT} "$(port {CONTROL_PORT})"
 fi
 finish "$rc"
 """
