@@ -12,7 +12,7 @@ from kindlab.lab.report import Finding
 from kindlab.lab.samples import Samples
 from kindlab.netfilter.rules import reject_rules
 from kindlab.parsers.nft import kube_proxy_table, no_endpoint_reject
-from kindlab.plugin import each_mode
+from kindlab.pytest_plugin.markers import each_mode
 
 
 def _rejecting_rule(mode: str, node: Node, ip: str, port: int) -> str | None:

@@ -12,7 +12,7 @@ from kindlab.drivers.node import Node
 from kindlab.lab import probes
 from kindlab.lab.report import Finding
 from kindlab.lab.samples import Samples
-from kindlab.plugin import each_mode
+from kindlab.pytest_plugin.markers import each_mode
 
 
 @each_mode()

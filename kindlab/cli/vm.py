@@ -17,8 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kindlab.drivers.vm.choice import HOW_TO_ENABLE
 from kindlab.errors import PreconditionError
-from kindlab.plugin_vm import HOW_TO_ENABLE
 
 if TYPE_CHECKING:
     from kindlab.drivers.vm.kept import KeptGuest

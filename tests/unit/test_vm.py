@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kindlab import plugin_vm
 from kindlab.drivers.vm import disk, guest, qemu
+from kindlab.drivers.vm.choice import decide
 from kindlab.drivers.vm.events import Event, EventReader
+from kindlab.pytest_plugin import vm as plugin_vm
 
 
 def _spec(tmp_path: Path, accel: qemu.Accel) -> qemu.GuestSpec:
@@ -224,7 +225,7 @@ def test_event_parse_rejects_objects_without_an_event_name() -> None:
 def test_decide(
     option: str, kernel_ok: bool, qemu_path: str | None, use_vm: bool, skips: bool, fails: bool
 ) -> None:
-    d = plugin_vm.decide(option, kernel_ok, "kernel 6.18 lacks CONFIG_IP_VS", qemu_path)
+    d = decide(option, kernel_ok, "kernel 6.18 lacks CONFIG_IP_VS", qemu_path)
     assert (d.use_vm, d.skip_reason is not None, d.error is not None) == (use_vm, skips, fails)
     if skips:
         assert "kernel 6.18 lacks CONFIG_IP_VS" in (d.skip_reason or "")
@@ -232,13 +233,13 @@ def test_decide(
 
 
 def test_decide_under_xdist_skips_with_how_to_run_it() -> None:
-    d = plugin_vm.decide("auto", False, "no ip_vs", "/usr/bin/qemu", xdist=True)
+    d = decide("auto", False, "no ip_vs", "/usr/bin/qemu", xdist=True)
     assert not d.use_vm and "without -n" in (d.skip_reason or "")
 
 
 def test_decide_rejects_unknown_options() -> None:
     with pytest.raises(ValueError, match="--ipvs-vm"):
-        plugin_vm.decide("sometimes", False, "", None)
+        decide("sometimes", False, "", None)
 
 
 def test_guest_args_run_exactly_the_items_with_the_host_image() -> None:

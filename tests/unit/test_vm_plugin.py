@@ -46,11 +46,12 @@ def test_plain_native():
 GUEST_CONFTEST = """
 import pytest
 from kindlab.lab.report import Finding
+from kindlab.pytest_plugin.report import finding_key
 
 @pytest.fixture
 def finding(request):
     record = Finding("ipvs-interface", "ipvs", "v1.34.4", expected="/32s", observed="/32s")
-    request.node.stash[__import__("kindlab.plugin").plugin.finding_key] = record
+    request.node.stash[finding_key] = record
     return record
 """
 
@@ -58,7 +59,8 @@ def finding(request):
 # taken out at its end, or the real lab's ipvs items later in the same run would get them.
 HOST_CONFTEST = """
 import pytest
-from kindlab import plugin_vm
+from kindlab.pytest_plugin import vm as plugin_vm
+from kindlab.drivers.vm.choice import Decision
 from kindlab.drivers.vm.events import Event
 
 EVENTS = {events!r}
@@ -71,7 +73,7 @@ def fake_start(self):
 
 def pytest_configure(config):
     plugin_vm.IpvsVm._start = fake_start
-    plugin_vm.IpvsVm.decision_for = lambda self: plugin_vm.Decision(True, why="test")
+    plugin_vm.IpvsVm.decision_for = lambda self: Decision(True, why="test")
 
 def pytest_unconfigure(config):
     plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for = REAL
@@ -129,7 +131,7 @@ def test_a_guest_that_sends_nothing_fails_its_items(
 def test_the_fakes_do_not_outlive_the_inner_session(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    from kindlab import plugin_vm
+    from kindlab.pytest_plugin import vm as plugin_vm
 
     real = (plugin_vm.IpvsVm._start, plugin_vm.IpvsVm.decision_for)
     test_a_guest_that_sends_nothing_fails_its_items(pytester, tmp_path)
@@ -157,7 +159,7 @@ class _Config:
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_the_native_clusters_go_before_the_guest_starts_unless_kept(keep: bool) -> None:
-    from kindlab import plugin_vm
+    from kindlab.pytest_plugin import vm as plugin_vm
 
     config = _Config(keep)
     manager = _Manager()

@@ -15,77 +15,33 @@ and every test report as JSON lines to PATH (the guest's events port).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import pytest
 
 from kindlab.drivers import kernel
+from kindlab.drivers.clusters import ClusterManager
+from kindlab.drivers.vm.choice import VM_CHOICES, Decision, decide
 from kindlab.errors import KindlabError
-
-if TYPE_CHECKING:
-    from kindlab.drivers.clusters import ClusterManager
+from kindlab.pytest_plugin.image import choose_node_image
+from kindlab.pytest_plugin.options import GROUP
+from kindlab.pytest_plugin.output import say, sink_key
+from kindlab.pytest_plugin.report import ENTRY_PROPERTY, entry_for
 
 Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
-
-VM_CHOICES = ("auto", "always", "never")
-events_sink_key = pytest.StashKey["EventSink"]()
-#: The session's cluster manager, once the cluster fixtures made one (kindlab.plugin).
+#: The name the host-side plugin is registered under (the ``cluster`` fixture asks it).
+PLUGIN_NAME = "kindlab-ipvs-vm"
+#: The session's cluster manager, once the cluster fixtures made one (:mod:`.clusters`).
 cluster_manager_key: pytest.StashKey[ClusterManager] = pytest.StashKey()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether ipvs checks run in a VM here; if they cannot run at all, why.
-
-    ``skip_reason``: the checks skip with it (auto, and nothing to run them on);
-    ``error``: they fail with it (the user asked for a VM that cannot be had).
-    """
-
-    use_vm: bool
-    why: str = ""
-    skip_reason: str | None = None
-    error: str | None = None
-
-
-HOW_TO_ENABLE = (
-    "install qemu-system-x86 and qemu-utils (bash scripts/setup.sh does) to run the ipvs "
-    "checks in a qemu guest whose kernel has IP_VS"
-)
-
-
-def decide(
-    option: str, kernel_ok: bool, kernel_reason: str, qemu: str | None, *, xdist: bool = False
-) -> Decision:
-    """Where the ipvs checks run (pure): on the host, in a VM, or nowhere."""
-    if option not in VM_CHOICES:
-        raise ValueError(f"--ipvs-vm: expected one of {', '.join(VM_CHOICES)}, got {option!r}")
-    if option == "never" or (option == "auto" and kernel_ok):
-        return Decision(False, why=kernel_reason)
-    if qemu is None:
-        if option == "always":
-            return Decision(
-                False, error=f"--ipvs-vm always: qemu-system-x86_64 not found; {HOW_TO_ENABLE}"
-            )
-        return Decision(
-            False, skip_reason=f"ipvs mode cannot run here: {kernel_reason}; {HOW_TO_ENABLE}"
-        )
-    if xdist:
-        return Decision(
-            False,
-            skip_reason="the ipvs checks would run in a qemu guest, which kindlab does not share "
-            "between pytest-xdist workers: run `pytest -m ipvs` without -n",
-        )
-    why = "as asked (--ipvs-vm always)" if option == "always" else kernel_reason
-    return Decision(True, why=why)
 
 
 def guest_args(nodeids: list[str], node_image: str) -> list[str]:
@@ -308,7 +264,7 @@ class IpvsVm:
         )
         entry = self.entry(item, report)
         if entry is not None:
-            report.user_properties.append(("kindlab-entry", entry.to_json()))
+            report.user_properties.append((ENTRY_PROPERTY, entry.to_json()))
         self._done.add(item.nodeid)
         return report
 
@@ -351,7 +307,7 @@ def _tag_entry(report: pytest.TestReport, ran_in: str) -> None:
     """Mark the report's lab entry with where the check ran."""
     props = []
     for name, value in report.user_properties:
-        if name == "kindlab-entry" and isinstance(value, dict):
+        if name == ENTRY_PROPERTY and isinstance(value, dict):
             value = {**value, "ran_in": ran_in}
         props.append((name, value))
     report.user_properties = props
@@ -382,7 +338,9 @@ class EventSink:
         self._out.close()
 
 
-def add_options(group: Any) -> None:
+@pytest.hookimpl(trylast=True)  # after the group's own options
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(*GROUP)
     group.addoption(
         "--ipvs-vm",
         choices=VM_CHOICES,
@@ -407,24 +365,21 @@ def add_options(group: Any) -> None:
     )
     # set by a guest's script: where progress and reports go (the events port)
     group.addoption(
-        "--kindlab-events", default=os.environ.get("KINDLAB_EVENTS"), help=argparse_suppress()
+        "--kindlab-events", default=os.environ.get("KINDLAB_EVENTS"), help=argparse.SUPPRESS
     )
 
 
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
-
-
-def register(
-    config: pytest.Config, say: Say, entry: EntryFn, node_image: Callable[[], str]
-) -> IpvsVm:
+def pytest_configure(config: pytest.Config) -> None:
     events = config.getoption("kindlab_events", None)
     if events:
         sink = EventSink(config, events)
-        config.stash[events_sink_key] = sink
+        config.stash[sink_key] = sink
         config.pluginmanager.register(sink, "kindlab-events")
-    plugin = IpvsVm(config, say, entry, node_image)
-    config.pluginmanager.register(plugin, "kindlab-ipvs-vm")
+    plugin = IpvsVm(config, lambda m: say(config, m), entry_for, lambda: choose_node_image(config))
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+
+
+def ipvs_vm(config: pytest.Config) -> IpvsVm:
+    """This session's host-side plugin of the guest."""
+    plugin: IpvsVm = config.pluginmanager.getplugin(PLUGIN_NAME)
     return plugin

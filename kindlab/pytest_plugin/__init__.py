@@ -1,0 +1,29 @@
+"""kindlab's pytest plugin, one module per concern.
+
+Loaded through :mod:`kindlab.plugin` (the ``pytest11`` entry point, and ``-p
+kindlab.plugin`` in the qemu guest), which names this package; each module below
+that has hooks or fixtures is registered as a plugin of its own. They import one
+another only downwards in this list, so there is no cycle:
+
+- :mod:`.output`: progress lines shown live; preconditions failing as one line
+- :mod:`.xdist`: the run id and lock directory the controller and workers share
+- :mod:`.markers`: a marker per proxy mode, ``live``, ``claim(id)``; ``each_mode``
+- :mod:`.options`: the ``kindlab`` option group and the header line
+- :mod:`.evidence`: a test's node commands, attached to its report when it fails
+- :mod:`.report`: the ``finding`` fixture; a row per claim check; the report file
+- :mod:`.image`: the kind binary and the node image of the session
+- :mod:`.vm`: ipvs checks in a qemu guest, whose reports become the host's own
+- :mod:`.clusters`: a cluster per mode, and the ``cluster``, ``node``, ``samples``
+  fixtures
+"""
+
+pytest_plugins = [
+    "kindlab.pytest_plugin.xdist",
+    "kindlab.pytest_plugin.markers",
+    "kindlab.pytest_plugin.options",
+    "kindlab.pytest_plugin.evidence",
+    "kindlab.pytest_plugin.report",
+    "kindlab.pytest_plugin.image",
+    "kindlab.pytest_plugin.vm",
+    "kindlab.pytest_plugin.clusters",
+]
