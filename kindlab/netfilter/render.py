@@ -1,7 +1,10 @@
 """How a walk is shown: as text for a learner, and as a Mermaid flowchart for the report.
 
 One rendering for every caller: ``kindlab walk``, ``kindlab explain``, the
-evidence a lab check records and the report's charts. (JSON is
+evidence a lab check records and the report's charts, and for both walkers: an
+iptables nat table (:mod:`kindlab.netfilter.walker`) and kube-proxy's nftables
+table (:mod:`kindlab.netfilter.nft_walker`), whose steps name an nft rule by its
+handle instead of a line. (JSON is
 :meth:`kindlab.netfilter.walker.WalkResult.to_json`.)
 
 Both draw the walk's tree (:meth:`~kindlab.netfilter.walker.WalkResult.tree`), in which a
@@ -50,6 +53,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from kindlab.netfilter.walker import Outcome, Step, WalkResult
+from kindlab.parsers.iptables import Rule
 
 __all__ = ["describe_outcome", "format_share", "mermaid", "text"]
 
@@ -65,7 +69,8 @@ def format_share(share: Fraction) -> str:
 
 
 def describe_outcome(outcome: Outcome) -> str:
-    """``DNAT to 10.244.0.5:8080, share 1/3 (33.33%)``; ``no translation (policy ACCEPT), …``."""
+    """``DNAT to 10.244.0.5:8080, share 1/3 (33.33%)``; ``no translation (policy ACCEPT), …``;
+    ``REJECT with icmp port-unreachable, no translation, …``."""
     last = outcome.last.step if outcome.last else None
     if outcome.verdict == "DNAT":
         head = f"DNAT to {outcome.to}"
@@ -73,6 +78,8 @@ def describe_outcome(outcome: Outcome) -> str:
         head = "REDIRECT to this host"
     elif last is not None and last.matched == "policy":
         head = f"no translation (policy {outcome.verdict})"
+    elif outcome.reject_with:
+        head = f"{outcome.verdict} with {outcome.reject_with}, no translation"
     else:
         head = f"{outcome.verdict}, no translation"
     return f"{head}, share {format_share(outcome.share)}"
@@ -83,7 +90,7 @@ def text(result: WalkResult, *, verbose: bool = False) -> str:
 
     ``verbose`` also shows the rules that did not match, and why.
     """
-    lines = [f"Walking {result.packet.describe()} through nat {result.hook}.", ""]
+    lines = [f"Walking {result.packet.describe()} through {result.table} {result.hook}.", ""]
     levels: dict[int, int] = {}
     for t in result.tree(trace=verbose):
         level = (levels[t.after] if t.after is not None else 0) + (1 if t.side else 0)
@@ -102,7 +109,12 @@ def text(result: WalkResult, *, verbose: bool = False) -> str:
 
 
 def _step(position: int, s: Step) -> list[str]:
-    where = f"line {s.line_no}" if s.line_no is not None else s.matched
+    if s.line_no is not None:
+        where = f"line {s.line_no}"
+    elif s.handle is not None:
+        where = f"handle {s.handle}"
+    else:
+        where = s.matched
     lines = [f"{position:>3}. {s.chain} [{where}]"]
     if s.raw is not None:
         lines.append(f"     {s.raw}")
@@ -124,8 +136,9 @@ def _summary(result: WalkResult) -> str:
 def mermaid(result: WalkResult) -> str:
     """A Mermaid flowchart: the chains the walk goes through, and how each way ends.
 
-    An edge is a rule in one chain that jumps (or goes) to another, labelled with
-    its share when it is random; each outcome hangs off the chain it ended in.
+    An edge is a rule in one chain that jumps (or goes) to another (or, in
+    nftables, a base chain that lets the packet on to the next one), labelled
+    with its share when it is random; each outcome hangs off the chain it ended in.
     """
     ids: dict[str, str] = {}
     nodes = ["flowchart LR"]
@@ -137,21 +150,21 @@ def mermaid(result: WalkResult) -> str:
             nodes.append(f'  {ids[key]}["{_mm(label)}"]')
         return ids[key]
 
-    def chain(name: str) -> str:
-        return node(f"chain:{name}", f"nat {name}" if name == result.hook else name)
+    tree = result.tree()
+    first = tree[0].step.chain if tree else result.hook
 
-    edges[f"  {node('packet', result.packet.describe())} --> {chain(result.hook)}"] = None
-    for t in result.tree():
+    def chain(name: str) -> str:
+        return node(f"chain:{name}", f"{result.table} {name}" if name == first else name)
+
+    edges[f"  {node('packet', result.packet.describe())} --> {chain(first)}"] = None
+    for t in tree:
         s = t.step
-        entered = s.matched in ("match", "random: taken", "undetermined")
-        if s.rule is None or not entered or not s.action.startswith(("jump ", "goto ")):
-            continue
-        if s.action.endswith("?"):  # undetermined, and not followed: it cannot matter
+        target = _entered(s)
+        if target is None:
             continue
         label = format_share(s.share) if s.share is not None else _brief(s)
         if s.matched == "undetermined":
             label = f"assumed: {label}"
-        target = s.rule.target or ""
         edges[f'  {chain(s.chain)} -->|"{_mm(label)}"| {chain(target)}'] = None
     for k, outcome in enumerate(result.outcomes):
         last = outcome.last.step.chain if outcome.last else result.hook
@@ -164,10 +177,33 @@ def _mm(label: str) -> str:
     return label.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
+def _entered(step: Step) -> str | None:
+    """The chain this step goes on in, if it is drawn as an edge."""
+    if step.matched not in ("match", "random: taken", "undetermined", "policy"):
+        return None
+    if step.action.endswith("?"):  # undetermined, and not followed: it cannot matter
+        return None
+    if step.enters is not None:
+        return step.enters
+    if isinstance(step.rule, Rule) and step.action.startswith(("jump ", "goto ")):
+        return step.rule.target
+    return None
+
+
 def _brief(step: Step) -> str:
     rule = step.rule
     if rule is None:
-        return "all"
+        # A base chain's end: what let the packet on ("policy accept").
+        return step.action.split(",")[0] if step.enters else "all"
+    if not isinstance(rule, Rule):
+        # nft: what let the packet on to the next base chain ("dnat to …"), or the
+        # conditions that held, as the walker put them, kept short.
+        if ", then " in step.action:
+            return step.action.split(", then ")[0]
+        why = step.why.split("; ")[-1]
+        if not why or why.startswith("no conditions"):
+            return "all"
+        return why if len(why) <= 60 else why[:57] + "..."
     parts = []
     if rule.destination:
         parts.append(f"{'! ' if rule.destination_negated else ''}-d {rule.destination}")

@@ -31,6 +31,7 @@ Schema::
 
     WalkResult
       hook: str                      # "OUTPUT" | "PREROUTING"
+      table: str                     # what was walked: "nat", "ip kube-proxy"
       packet: Packet
       path: (Step, ...)              # steps every outcome shares, in order
       outcomes: (Outcome, ...)       # every way the walk ends, in walk order
@@ -43,6 +44,7 @@ Schema::
     Outcome
       verdict: str                   # "DNAT", "ACCEPT" (policy), "REJECT", "LOOP", ...
       to: str | None                 # "IP:PORT" for DNAT, else None
+      reject_with: str | None        # for REJECT: what it answers, "icmp port-unreachable"
       share: Fraction                # exact effective probability
       probability: float             # float(share)
       last: Link | None              # the last step of its path
@@ -52,12 +54,15 @@ Schema::
       assumptions: (str, ...)        # undetermined rules this outcome assumes
     Step
       chain: str
-      rule: Rule | None              # None for a chain's policy or its end
+      rule: Rule | NftRule | None    # None for a chain's policy or its end
       matched: "match" | "no match" | "random: taken" | "random: not taken"
                | "undetermined" | "policy" | "end of chain"
       action: str                    # "jump KUBE-SERVICES", "DNAT to 10.244.0.5:8080", ...
       why: str                       # which conditions held, or which did not
       share: Fraction | None         # for random steps: p or 1 - p
+      shown: str | None              # the rule as shown, when not its whole text
+      enters: str | None             # the chain it goes on in, when not its rule's target
+      raw, line_no, handle           # the rule's text; iptables-save line; nft handle
     TreeStep
       id: int                        # its index in tree(); steps come in walk order
       after: int | None              # id of the step before it, None for a first step
@@ -108,6 +113,7 @@ from typing import Any, Literal
 
 from kindlab.errors import KindlabError
 from kindlab.parsers.iptables import Match, Option, Rule, Table
+from kindlab.parsers.nft import NftRule
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
@@ -244,26 +250,40 @@ class Step:
     """One rule (or a chain's end or policy) on a walk's path."""
 
     chain: str
-    rule: Rule | None
+    rule: Rule | NftRule | None
     matched: StepKind
     action: str
     why: str
     share: Fraction | None = None
+    # An nft rule can be long (a vmap of 1000 endpoints): a step that takes one of its
+    # ways shows just that way, or every such step would repeat the whole rule.
+    shown: str | None = None
+    # The chain the walk goes on in, when that is not the rule's target: an nft verdict
+    # map's element, or the next base chain once one has accepted the packet.
+    enters: str | None = None
 
     @property
     def raw(self) -> str | None:
-        """The rule's line as iptables-save printed it (counters stripped)."""
+        """The rule's line as iptables-save printed it (counters stripped), or nft's text."""
+        if self.shown is not None:
+            return self.shown
         return self.rule.text if self.rule else None
 
     @property
     def line_no(self) -> int | None:
-        return self.rule.line_no if self.rule else None
+        return self.rule.line_no if isinstance(self.rule, Rule) else None
+
+    @property
+    def handle(self) -> int | None:
+        """An nft rule's handle (None for iptables rules)."""
+        return self.rule.handle if isinstance(self.rule, NftRule) else None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "rule": self.raw,
             "line": self.line_no,
+            "handle": self.handle,
             "matched": self.matched,
             "action": self.action,
             "why": self.why,
@@ -305,6 +325,7 @@ class Outcome:
     last: Link | None
     last_traced: Link | None = None
     assumptions: tuple[str, ...] = ()
+    reject_with: str | None = None
 
     @property
     def path(self) -> tuple[Step, ...]:
@@ -331,6 +352,7 @@ class Outcome:
             "probability": self.probability,
             "share": str(self.share),
             "verdict": self.verdict,
+            "reject_with": self.reject_with,
             "assumptions": list(self.assumptions),
             "last": last,
         }
@@ -357,6 +379,7 @@ class WalkResult:
     path: tuple[Step, ...]
     outcomes: tuple[Outcome, ...]
     notes: tuple[str, ...] = ()
+    table: str = "nat"
 
     @property
     def translations(self) -> tuple[Outcome, ...]:
@@ -388,6 +411,7 @@ class WalkResult:
         last = {k: t.id for t in tree for k in t.endings}
         return {
             "hook": self.hook,
+            "table": self.table,
             "packet": self.packet.to_json(),
             "path": [s.to_json() for s in self.path],
             "translated": self.translated,
@@ -750,6 +774,11 @@ class _Walker:
         if target == "REDIRECT":
             self.note(f"line {rule.line_no}: REDIRECT sends the packet to this host itself")
             return state, self._end(state.add(step), "REDIRECT", None)
+        if target == "REJECT":
+            with_ = rule.target_option("--reject-with")
+            return state, self._end(
+                state.add(step), target, None, with_.value if with_ else "icmp-port-unreachable"
+            )
         if target in _TERMINAL:
             return state, self._end(state.add(step), target, None)
         if target in _CONTINUE:
@@ -763,8 +792,12 @@ class _Walker:
         step = Step(base.name, None, "policy", f"policy {policy}", why)
         return self._end(state.add(step), policy, None)
 
-    def _end(self, state: _State, verdict: str, to: str | None) -> Outcome:
-        return Outcome(verdict, to, state.share, state.path, state.trace, state.assumptions)
+    def _end(
+        self, state: _State, verdict: str, to: str | None, reject_with: str | None = None
+    ) -> Outcome:
+        return Outcome(
+            verdict, to, state.share, state.path, state.trace, state.assumptions, reject_with
+        )
 
     def _action(self, rule: Rule) -> str:
         target = rule.target

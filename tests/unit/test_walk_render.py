@@ -62,7 +62,16 @@ def test_describe_outcome_says_how_the_walk_ended(nat: Table, tcp: WalkResult) -
     assert describe_outcome(icmp.outcomes[0]) == "no translation (policy ACCEPT), share 1 (100%)"
     hand = parse_iptables_save("*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j REJECT\nCOMMIT\n")
     rejected = walk(hand.table("nat"), "OUTPUT", Packet(dst=CLUSTER_IP))
-    assert describe_outcome(rejected.outcomes[0]) == "REJECT, no translation, share 1 (100%)"
+    # iptables' REJECT answers icmp-port-unreachable unless told otherwise.
+    assert describe_outcome(rejected.outcomes[0]) == (
+        "REJECT with icmp-port-unreachable, no translation, share 1 (100%)"
+    )
+    hand = parse_iptables_save(
+        "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j REJECT --reject-with icmp-host-prohibited\n"
+        "COMMIT\n"
+    )
+    prohibited = walk(hand.table("filter"), "OUTPUT", Packet(dst=CLUSTER_IP)).outcomes[0]
+    assert prohibited.reject_with == "icmp-host-prohibited"
 
 
 def test_text_shows_each_step_once_and_side_branches_before_the_walk_goes_on(

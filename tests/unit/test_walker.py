@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kindlab.netfilter.walker import Packet, WalkBudgetError, WalkError, WalkResult, walk
-from kindlab.parsers.iptables import Table, parse_iptables_save
+from kindlab.parsers.iptables import Rule, Table, parse_iptables_save
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "iptables"
 DUMPS = sorted(p.name for p in FIXTURES.glob("*.out"))
@@ -51,7 +51,7 @@ def test_tcp_to_cluster_ip_is_dnated_to_each_endpoint_one_third(name: str) -> No
     assert chains_of(result)[:3] == ["OUTPUT", "KUBE-SERVICES", SVC]
     for outcome, ep in zip(result.outcomes, ENDPOINTS, strict=True):
         last = outcome.path[-1]
-        assert last.rule is not None and last.rule.to_destination == ep
+        assert isinstance(last.rule, Rule) and last.rule.to_destination == ep
         assert last.action == f"DNAT to {ep}"
 
 
