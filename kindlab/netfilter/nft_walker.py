@@ -343,6 +343,7 @@ class _Way:
     element: str  # the element as nft prints it, or why none matched
     share: Fraction | None = None  # numgen: the share of values it covers
     state: Tri = "yes"
+    shown: str | None = None  # a long inline map shown as the element taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -660,7 +661,7 @@ class _Walker:
             _action(compiled, way),
             why or "no conditions: every packet matches",
             way.share,
-            shown=_shown(compiled, way),
+            shown=way.shown,
         )
         verdict, target = way.verdict, way.target
         if verdict in (None, "continue"):
@@ -1017,6 +1018,8 @@ class _Walker:
         ways: list[_Way] = []
         covered = 0
         values = range(gen.offset, gen.offset + gen.mod)
+        # Each way's step shows the one element it took, or every step would repeat them all.
+        long = len(elements) > 3
         for e in elements:
             lo_hi = _int_range(e.key[0]) if len(e.key) == 1 else None
             if lo_hi is None:
@@ -1026,12 +1029,14 @@ class _Walker:
             covered += count
             if count:
                 share = Fraction(count, gen.mod)
+                shown = f"{gen.describe()} vmap {{ {e.text}, … {len(elements)} elements }}"
                 ways.append(
                     _Way(
                         e.verdict,
                         e.target,
                         f"{gen.describe()}: {e.key[0]}, {share} of values",
                         share,
+                        shown=shown if long else None,
                     )
                 )
         if covered < gen.mod:
@@ -1270,17 +1275,3 @@ def _action(compiled: _Rule, way: _Way) -> str:
     if effects:
         return "; ".join(effects)
     return head
-
-
-def _shown(compiled: _Rule, way: _Way) -> str | None:
-    """A long inline verdict map shown as the one element this way took."""
-    end = compiled.end
-    if end is None or "vmap" not in end or not isinstance(end["vmap"].get("data"), dict):
-        return None
-    elements = _inline_elements(json.dumps(end["vmap"]["data"]["set"], separators=(",", ":")))
-    if len(elements) <= 3:
-        return None
-    key = render_expr(end["vmap"].get("key"))
-    taken = next((e for e in elements if e.verdict == way.verdict and e.target == way.target), None)
-    inside = f"{taken.text}, " if taken is not None else ""
-    return f"{key} vmap {{ {inside}… {len(elements)} elements }}"
