@@ -1,14 +1,18 @@
-"""``kindlab walk``: follow one packet through an ``iptables-save`` dump.
+"""``kindlab walk``: follow one packet through an ``iptables-save`` dump or an nft ruleset.
 
     kindlab walk DUMP --proto tcp|udp|icmp --dst IP [--dport N] [--src IP]
                       [--hook OUTPUT|PREROUTING] [--local IP ...] [--max-steps N]
                       [--verbose] [--json]
 
-Reads the dump (``-`` for stdin), takes its nat table and prints, for a learner,
-each rule the packet meets: the chain, the rule line, why it matched and what
-it did, and where the walk splits, every way it ends, with its share (see
-:mod:`kindlab.netfilter.render`). ``--verbose`` also shows the rules that did not
-match, and why. ``--json`` prints one object instead
+Reads the dump (``-`` for stdin) and tells its format from its content
+(:func:`detect_format`): ``iptables-save`` output is walked through its nat
+table (:mod:`kindlab.netfilter.walker`), ``nft -j list ruleset`` through
+kube-proxy's ``ip kube-proxy`` table (:mod:`kindlab.netfilter.nft_walker`; its
+steps name rules by handle, and its outcomes include REJECT and DROP). It prints,
+for a learner, each rule the packet meets: the chain, the rule line, why it
+matched and what it did, and where the walk splits, every way it ends, with its
+share (see :mod:`kindlab.netfilter.render`). ``--verbose`` also shows the rules
+that did not match, and why. ``--json`` prints one object instead
 (:meth:`kindlab.netfilter.walker.WalkResult.to_json`)::
 
     {
@@ -46,16 +50,27 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from kindlab.errors import KindlabError
+from kindlab.netfilter.nft_walker import DEFAULT_MAX_STEPS as NFT_MAX_STEPS
+from kindlab.netfilter.nft_walker import walk_nft
 from kindlab.netfilter.render import text
-from kindlab.netfilter.walker import DEFAULT_MAX_STEPS, HOOKS, Packet, WalkBudgetError, walk
+from kindlab.netfilter.walker import (
+    DEFAULT_MAX_STEPS,
+    HOOKS,
+    Packet,
+    WalkBudgetError,
+    WalkResult,
+    walk,
+)
 from kindlab.parsers.iptables import parse_iptables_save
+from kindlab.parsers.nft import parse_nft_json
 
-__all__ = ["register_cli", "run"]
+__all__ = ["detect_format", "register_cli", "run"]
 
 PROTOCOLS = ("tcp", "udp", "icmp", "sctp")
+Format = Literal["iptables-save", "nft-json"]
 
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
@@ -65,13 +80,19 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """
     p: argparse.ArgumentParser = subparsers.add_parser(
         "walk",
-        help="follow a packet through an iptables-save dump's nat table",
+        help="follow a packet through an iptables-save dump or an `nft -j list ruleset`",
         description=(
-            "Follow one packet through the nat table of an iptables-save dump and show "
-            "the chains and rules it meets, and whether (and where) it is DNATed."
+            "Follow one packet through the nat table of an iptables-save dump, or through "
+            "kube-proxy's `ip kube-proxy` table in `nft -j list ruleset` output (told "
+            "apart by content), and show the chains and rules it meets, whether (and "
+            "where) it is DNATed, and how the walk ends."
         ),
     )
-    p.add_argument("dump", metavar="DUMP", help="iptables-save output file, or - for stdin")
+    p.add_argument(
+        "dump",
+        metavar="DUMP",
+        help="iptables-save or `nft -j list ruleset` output file, or - for stdin",
+    )
     # Validated in run(), not by argparse, so that bad input is a single line.
     p.add_argument("--proto", required=True, help="tcp, udp, icmp or sctp")
     p.add_argument("--dst", required=True, help="destination IP, e.g. a ClusterIP")
@@ -92,9 +113,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--max-steps",
         type=int,
-        default=DEFAULT_MAX_STEPS,
+        default=None,
         metavar="N",
-        help=f"give up after N rules evaluated and chain ends (default {DEFAULT_MAX_STEPS})",
+        help=(
+            "give up after N rules evaluated and chain ends (default "
+            f"{DEFAULT_MAX_STEPS} for iptables, {NFT_MAX_STEPS} for nftables)"
+        ),
     )
     p.add_argument("--verbose", "-v", action="store_true", help="also show rules that missed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -115,17 +139,8 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     try:
         packet, hook = _packet(args)
-        dump = parse_iptables_save(_read(args.dump))
-        if "nat" not in dump.tables:
-            have = ", ".join(dump.tables) or "none"
-            raise _UsageError(f"{args.dump}: no nat table in the dump (tables: {have})")
-        result = walk(
-            dump.table("nat"),
-            hook,
-            packet,
-            local_addresses=args.local,
-            max_steps=args.max_steps,
-        )
+        content = _read(args.dump)
+        result = _walk(args, content, detect_format(content, args.dump), packet, hook)
     except WalkBudgetError as exc:
         print(f"kindlab walk: gave up: {exc}; raise --max-steps to go on", file=sys.stderr)
         return 1
@@ -143,6 +158,60 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return 0
+
+
+def detect_format(content: str, name: str = "the dump") -> Format:
+    """Which tool wrote ``content``: ``iptables-save`` or ``nft -j list ruleset``.
+
+    nft's JSON is one object with an ``nftables`` list; iptables-save output is lines
+    of ``*table``, ``:chain``, ``-A`` and ``#`` comments. ``nft list ruleset``
+    without ``-j`` is told apart, to say what to run instead.
+    """
+    head = content.lstrip()
+    if not head:
+        raise _UsageError(f"{name} is empty")
+    if head.startswith("{"):
+        if '"nftables"' not in head[:200]:
+            raise _UsageError(
+                f'{name} is JSON but not `nft -j list ruleset` output (no "nftables" list)'
+            )
+        return "nft-json"
+    first = head.splitlines()[0]
+    if first.startswith(("table ", "flush ruleset", "#!/usr/sbin/nft")):
+        raise _UsageError(
+            f"{name} looks like `nft list ruleset` text; kindlab walk reads its JSON form, "
+            "`nft -j list ruleset`"
+        )
+    if first.startswith(("*", ":", "-A ", "#")):
+        return "iptables-save"
+    raise _UsageError(
+        f"{name} is neither iptables-save output nor `nft -j list ruleset`: "
+        f"it begins {first[:60]!r}"
+    )
+
+
+def _walk(
+    args: argparse.Namespace, content: str, fmt: Format, packet: Packet, hook: str
+) -> WalkResult:
+    if fmt == "nft-json":
+        return walk_nft(
+            parse_nft_json(content),
+            hook,
+            packet,
+            local_addresses=args.local,
+            max_steps=args.max_steps or NFT_MAX_STEPS,
+        )
+    dump = parse_iptables_save(content)
+    if "nat" not in dump.tables:
+        have = ", ".join(dump.tables) or "none"
+        raise _UsageError(f"{args.dump}: no nat table in the dump (tables: {have})")
+    return walk(
+        dump.table("nat"),
+        hook,
+        packet,
+        local_addresses=args.local,
+        max_steps=args.max_steps or DEFAULT_MAX_STEPS,
+    )
 
 
 def _packet(args: argparse.Namespace) -> tuple[Packet, str]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from kindlab.cli import walk as walk_cli
+from kindlab.errors import KindlabError
 
 DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "iptables" / "nft_save_counters.out"
 
@@ -207,3 +209,80 @@ def test_a_reader_that_stops_reading_ends_the_walk_quietly(
     )
     assert walk_cli.run(args, stdout=ClosedPipe()) == 141
     assert capsys.readouterr().err == ""
+
+
+# --- nft -j list ruleset: told apart by content --------------------------------
+
+CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured"
+NFT_DUMP = CAPTURED / "v1.34.4-nftables" / "nft-j-list-ruleset.out"
+NFT_TEXT = CAPTURED / "v1.34.4-nftables" / "nft-list-ruleset.out"
+NFT_CLUSTER_IP = "10.111.237.187"
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        (NFT_DUMP, "nft-json"),
+        (CAPTURED / "v1.34.4-iptables" / "iptables-save.out", "iptables-save"),
+        (CAPTURED / "v1.34.4-iptables" / "iptables-save-t-nat.out", "iptables-save"),
+        (DUMP, "iptables-save"),
+    ],
+)
+def test_the_format_is_detected_from_the_content(path: Path, fmt: str) -> None:
+    assert walk_cli.detect_format(path.read_text()) == fmt
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (NFT_TEXT.read_text(), "looks like `nft list ruleset` text; kindlab walk reads its JSON"),
+        ('{"kind": "List"}', "is JSON but not `nft -j list ruleset` output"),
+        ("  \n", "is empty"),
+        ("Operation not permitted\n", "neither iptables-save output nor `nft -j list ruleset`"),
+    ],
+)
+def test_what_is_not_a_dump_is_named_in_one_line(content: str, says: str) -> None:
+    with pytest.raises(KindlabError, match=re.escape(says)):
+        walk_cli.detect_format(content)
+
+
+def test_an_nft_ruleset_is_walked_through_kube_proxys_table() -> None:
+    code, out = run(
+        str(NFT_DUMP), "--proto", "tcp", "--dst", NFT_CLUSTER_IP, "--dport", "80", "--json"
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["table"] == "ip kube-proxy"
+    assert sorted(o["to"] for o in doc["outcomes"]) == [
+        "10.244.0.5:8080",
+        "10.244.0.6:8080",
+        "10.244.0.7:8080",
+    ]
+    assert sum(Fraction(o["share"]) for o in doc["outcomes"]) == 1
+
+
+def test_icmp_in_an_nft_ruleset_shows_its_reject() -> None:
+    code, out = run(str(NFT_DUMP), "--proto", "icmp", "--dst", NFT_CLUSTER_IP)
+    assert code == 0
+    assert f"Walking icmp ? -> {NFT_CLUSTER_IP} through ip kube-proxy OUTPUT." in out
+    assert "cluster-ips-check [handle 40]" in out
+    assert "Result: not translated (REJECT)" in out
+    assert "REJECT with icmp port-unreachable, no translation" in out
+
+
+def test_nft_text_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(str(NFT_TEXT), "--proto", "icmp", "--dst", NFT_CLUSTER_IP)
+    assert (code, out) == (2, "")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nft -j list ruleset" in err
+
+
+def test_an_nft_walk_that_spends_its_budget_stops_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _ = run(
+        str(NFT_DUMP), "--proto", "tcp", "--dst", NFT_CLUSTER_IP, "--dport", "80",
+        "--max-steps", "3",
+    )  # fmt: skip
+    assert code == 1
+    assert capsys.readouterr().err.rstrip().endswith("raise --max-steps to go on")
