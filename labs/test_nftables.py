@@ -11,6 +11,8 @@ from kindlab.lab import probes
 from kindlab.lab.expectations import expect
 from kindlab.lab.report import Finding
 from kindlab.lab.samples import Samples
+from kindlab.netfilter.nft_walker import walk_nft
+from kindlab.netfilter.walker import Packet
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
 
 pytestmark = pytest.mark.nftables
@@ -33,8 +35,28 @@ def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
         f"{web.cluster_ip} . tcp . {port} in @service-ips; TCP answered by a pod; "
         f"ping: {ping_expectation.text}{rejected_by if wanted_error else ''}"
     )
-    table = kube_proxy_table(probes.nft(node))
+    ruleset = probes.nft(node)
+    table = kube_proxy_table(ruleset)
     assert table is not None, finding.explain("there is no `ip kube-proxy` table")
+    icmp_walk = finding.walk(
+        "ICMP echo from the node (ip kube-proxy, output hook)",
+        walk_nft(
+            ruleset,
+            "OUTPUT",
+            Packet(dst=web.cluster_ip, proto="icmp", src=view.address),
+            local_addresses=view.local,
+        ),
+    )
+    tcp_walk = finding.walk(
+        f"TCP to port {port} from the node (ip kube-proxy, output hook)",
+        walk_nft(
+            ruleset,
+            "OUTPUT",
+            Packet(dst=web.cluster_ip, proto="tcp", dport=port, src=view.address),
+            local_addresses=view.local,
+        ),
+    )
+    icmp_ends = [f"{o.verdict} {o.reject_with or ''}".strip() for o in icmp_walk.outcomes]
     entries = cluster_ip_entries(table, web.cluster_ip)
     rejecting = [r for r in table.rules() if r.rejects and "@cluster-ips" in r.references]
     finding.evidence.note(
@@ -53,13 +75,17 @@ def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
         f"{[e.text for e in entries.service_ips]}; reject rules on @cluster-ips: "
         f"{[f'{r.chain}: {r.text}' for r in rejecting]}; TCP: "
         f"{'answered by pod ' + answer.body if answer.ok else answer.error}; ping: "
-        f"{probes.summarize_ping(ping)}; the node is {view.address}"
+        f"{probes.summarize_ping(ping)}; the node is {view.address}; the walk: ICMP ends "
+        f"{icmp_ends}, TCP DNATed to {sorted(o.to or '?' for o in tcp_walk.translations)}"
     )
     assert entries.cluster_ips, finding.explain("the ClusterIP is not in @cluster-ips")
     assert any(e.key == (web.cluster_ip, "tcp", str(port)) for e in entries.service_ips), (
         finding.explain("@service-ips does not map the ClusterIP's TCP port")
     )
     assert answer.ok and answer.body in pods, finding.explain("TCP was not answered by a pod")
+    assert tcp_walk.translated and not icmp_walk.translated, finding.explain(
+        "the walk through `ip kube-proxy` does not DNAT TCP, or translates ICMP"
+    )
     assert ping.transmitted > 0, finding.explain(
         "ping sent no echo request, so nothing was there to be rejected"
     )
@@ -76,3 +102,6 @@ def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
             "something other than kube-proxy's rule on the node turned the ping away"
         )
         assert rejecting, finding.explain("no rule rejects traffic to @cluster-ips")
+        assert [o.verdict for o in icmp_walk.outcomes] == ["REJECT"], finding.explain(
+            "the walk of the ping through `ip kube-proxy` does not end in a reject"
+        )

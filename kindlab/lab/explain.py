@@ -14,6 +14,7 @@ from kindlab.drivers.state import ClusterState, kubeconfig_path, read_states
 from kindlab.errors import PreconditionError
 from kindlab.lab import probes
 from kindlab.lab.evidence import Evidence
+from kindlab.netfilter.nft_walker import walk_nft
 from kindlab.netfilter.render import text
 from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.nft import cluster_ip_entries, kube_proxy_table
@@ -61,17 +62,19 @@ def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
             seen = f"answered: {answer.body}" if answer.ok else answer.error
             say(f"TCP {cluster_ip}:{port.port}: {seen}")
     say("")
-    if mode == "iptables":
+    if mode in ("iptables", "nftables"):
         view = probes.local_view(node)
-        nat = probes.iptables(node, "nat").table("nat")
         packets = [Packet(dst=cluster_ip, proto="icmp", src=view.address)] + [
             Packet(dst=cluster_ip, proto=p.protocol.lower(), dport=p.port, src=view.address)
             for p in svc.ports
         ]
+    if mode == "iptables":
+        nat = probes.iptables(node, "nat").table("nat")
         for packet in packets:
             say(text(walk(nat, "OUTPUT", packet, local_addresses=view.local)))
     elif mode == "nftables":
-        table = kube_proxy_table(probes.nft(node))
+        ruleset = probes.nft(node)
+        table = kube_proxy_table(ruleset)
         if table is not None:
             entries = cluster_ip_entries(table, cluster_ip)
             for label, elements in (
@@ -81,6 +84,9 @@ def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
             ):
                 for element in elements:
                     say(f"{label}: {element.text}")
+            say("")
+            for packet in packets:
+                say(text(walk_nft(ruleset, "OUTPUT", packet, local_addresses=view.local)))
     else:
         result = node.ipvsadm()
         say(result.output)

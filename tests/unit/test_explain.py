@@ -1,7 +1,8 @@
 """``kindlab explain`` on a node that replays outputs captured from a real kind cluster.
 
 The node's commands answer with the files in tests/fixtures/captured/v1.34.4-iptables
-(see its README), so explain's probes, parsers and walks run on real output.
+(or v1.34.4-nftables; see their README), so explain's probes, parsers and walks run on
+real output.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from kindlab.drivers.node import ExecResult
 from kindlab.drivers.state import ClusterState, write_state
 from kindlab.errors import PreconditionError
 from kindlab.lab import explain, probes
+from kindlab.netfilter.nft_walker import walk_nft
 from kindlab.netfilter.render import text
 from kindlab.netfilter.walker import Packet, walk
 from kindlab.parsers.ipaddr import parse_ip_addr_json
 from kindlab.parsers.iptables import parse_iptables_save
+from kindlab.parsers.nft import parse_nft_json
 from kindlab.parsers.route import parse_route_get
 
 CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "v1.34.4-iptables"
@@ -33,13 +36,14 @@ class ReplayNode:
     """Answers the commands explain runs with what a real node printed."""
 
     names: ClassVar[list[str]] = []
+    captured: ClassVar[Path] = CAPTURED
 
     def __init__(self, name: str, recorder: Callable[[ExecResult], None] | None = None) -> None:
         self.name = name
         self.names.append(name)
 
     def _result(self, argv: tuple[str, ...], capture: str, exit_code: int = 0) -> ExecResult:
-        out = (CAPTURED / capture).read_text()
+        out = (self.captured / capture).read_text()
         return ExecResult(self.name, argv, exit_code, out, "", 0.0)
 
     def ping(self, ip: str, *, count: int, wait: float) -> ExecResult:
@@ -56,6 +60,9 @@ class ReplayNode:
 
     def iptables_save(self, table: str | None, *, counters: bool = False) -> ExecResult:
         return self._result(("iptables-save", "-t", str(table)), "iptables-save-t-nat.out")
+
+    def nft_ruleset(self, *, json: bool = False) -> ExecResult:
+        return self._result(("nft", "-j", "list", "ruleset"), "nft-j-list-ruleset.out")
 
 
 class FakeKube:
@@ -151,3 +158,37 @@ def test_the_service_is_found_in_a_complete_cluster_through_its_state_file(
 def _local_addresses() -> list[str]:
     addrs = parse_ip_addr_json((CAPTURED / "ip-j-addr.out").read_text())
     return [a.local for _, a in addrs.addresses()]
+
+
+NFT_CAPTURED = CAPTURED.parent / "v1.34.4-nftables"
+NFT_CLUSTER_IP = "10.111.237.187"  # Service default/agnhost in that capture
+
+
+def test_explain_draws_the_nftables_walks_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    def find_service(cluster_ip: str) -> tuple[ClusterState, Any, str]:
+        state = ClusterState("kindlab-x", mode="nftables", complete=True)
+        return state, FakeKube(), "default/agnhost"
+
+    monkeypatch.setattr(explain, "find_service", find_service)
+    monkeypatch.setattr(explain, "Node", ReplayNode)
+    monkeypatch.setattr(ReplayNode, "names", [])
+    monkeypatch.setattr(ReplayNode, "captured", NFT_CAPTURED)
+    said: list[str] = []
+    explain.explain(NFT_CLUSTER_IP, say=said.append)
+    out = "\n".join(said)
+
+    ruleset = parse_nft_json((NFT_CAPTURED / "nft-j-list-ruleset.out").read_text())
+    local = [
+        a.local
+        for _, a in parse_ip_addr_json((NFT_CAPTURED / "ip-j-addr.out").read_text()).addresses()
+    ]
+    for packet in (
+        Packet(dst=NFT_CLUSTER_IP, proto="icmp", src=NODE_IP),
+        Packet(dst=NFT_CLUSTER_IP, proto="tcp", dport=80, src=NODE_IP),
+    ):
+        result = walk_nft(ruleset, "OUTPUT", packet, local_addresses=local)
+        assert text(result) in out, f"explain did not print the walk of {packet.describe()}"
+    assert f"@cluster-ips: {NFT_CLUSTER_IP}" in said
+    assert "Result: not translated (REJECT)" in out
+    assert "REJECT with icmp port-unreachable, no translation" in out
+    assert "Result: translated: DNAT to 10.244.0.5:8080 1/3 (33.33%)" in out
