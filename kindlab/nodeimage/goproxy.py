@@ -151,11 +151,15 @@ class Recorder:
 
 
 def _keep(answer: Answer) -> str:
-    """What a recording keeps of a body: go.mod's staging replaces, else the whole text."""
-    if answer.ok and answer.path.startswith(f"{KUBERNETES}/@v/") and answer.path.endswith(".mod"):
+    """What a recording keeps of a body: the proxy's words when it refused; of a served
+    k8s.io/kubernetes go.mod, its staging replaces; of other served files, nothing (the
+    probe reads only their status)."""
+    if not answer.ok:
+        return answer.text
+    if answer.path.startswith(f"{KUBERNETES}/@v/") and answer.path.endswith(".mod"):
         lines = [ln for ln in answer.text.splitlines() if "=> ./staging/" in ln]
         return "\n".join(lines) + "\n"
-    return answer.text
+    return ""
 
 
 class Replay:

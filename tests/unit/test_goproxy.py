@@ -1,0 +1,154 @@
+"""The Go module proxy probe, replayed from its recorded answers (no network).
+
+The recording (tests/fixtures/goproxy/, see its README) holds every answer the proxy
+gave on that date. kindlab.versions' table must be what the probe concludes from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kindlab.nodeimage.goproxy import (
+    NOT_LOADED,
+    Answer,
+    Replay,
+    escape,
+    parse_pins,
+    probe_minor,
+    probe_patch,
+    proxy_url,
+)
+from kindlab.versions import PROBE_RECORDING, RELEASES, Minor
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDING = ROOT / PROBE_RECORDING
+
+
+@pytest.fixture(scope="module")
+def replay() -> Replay:
+    return Replay(RECORDING)
+
+
+@pytest.mark.parametrize("minor", range(25, 39))
+def test_the_table_is_what_the_recorded_answers_say(replay: Replay, minor: int) -> None:
+    probe = probe_minor(replay, minor)
+    release = RELEASES[Minor(1, minor)]
+    chosen = probe.chosen
+    assert release.patch == (chosen.version if chosen else None)
+    if not probe.served:  # no release of this minor yet: the reason is the x.0 .info answer
+        (row,) = release.refused
+        answer = replay("GET", f"k8s.io/kubernetes/@v/v1.{minor}.0.info")
+        assert (row.module, row.answer) == (
+            f"k8s.io/kubernetes@v1.{minor}.0",
+            f"403 {answer.message}",
+        )
+        return
+    refused = [p for p in probe.patches if not p.buildable]
+    assert [r.patch for r in release.refused] == [p.version for p in refused]
+    for row, patch in zip(release.refused, refused, strict=True):
+        first = patch.refusals[0]
+        assert row.module == f"{first.module}@{first.version}"
+        assert row.file == f".{first.file}"
+        assert row.answer == f"{first.status} {first.message}".strip()
+        assert list(row.others) == [f"{r.module}@{r.version}" for r in patch.refusals[1:]]
+
+
+def test_pins_are_what_the_recorded_source_lines_say(replay: Replay) -> None:
+    for release in RELEASES.values():
+        if release.patch is None:
+            continue
+        assert release.pins is not None
+        lines = replay.members[release.patch]
+        pins = parse_pins(lines)
+        got = {k: getattr(release.pins, k) for k in ("etcd", "coredns", "pause", "agnhost")}
+        assert got == pins, release.patch
+
+
+def test_the_recorded_1_34_4_pins_match_the_node_image_builders_observed_ones() -> None:
+    # kubeadm v1.34.4 printed these (tests/unit/test_nodeimage.py), on a real build
+    pins = RELEASES[Minor(1, 34)].pins
+    assert pins is not None
+    assert (pins.etcd, pins.coredns, pins.pause, pins.agnhost) == (
+        "3.6.5-0",
+        "v1.12.1",
+        "3.10.1",
+        "2.56",
+    )
+
+
+def _fake(answers: dict[str, tuple[int, str]]) -> Replay:
+    fake = Replay.__new__(Replay)
+    fake.answers = {}
+    for key, (status, text) in answers.items():
+        method, path = key.split(" ", 1)
+        fake.answers[key] = Answer(method, path, status, text)
+    fake.members = {}
+    return fake
+
+
+GO_MOD = (
+    "module k8s.io/kubernetes\n"
+    "replace (\n"
+    "\tk8s.io/api => ./staging/src/k8s.io/api\n"
+    "\tk8s.io/kube-proxy => ./staging/src/k8s.io/kube-proxy\n"
+    "\tk8s.io/sample-controller => ./staging/src/k8s.io/sample-controller\n"
+    ")\n"
+)
+
+
+def _served(version: str, module: str) -> dict[str, tuple[int, str]]:
+    return {
+        f"HEAD {module}/@v/{version}.zip": (200, ""),
+        f"GET {module}/@v/{version}.info": (200, "{}"),
+        f"GET {module}/@v/{version}.mod": (200, f"module {module}\n"),
+    }
+
+
+def test_a_refused_staging_zip_refuses_the_patch_and_unloaded_modules_are_not_asked() -> None:
+    assert "k8s.io/sample-controller" in NOT_LOADED
+    answers = {
+        "GET k8s.io/kubernetes/@v/v1.30.14.mod": (200, GO_MOD),
+        "HEAD k8s.io/kubernetes/@v/v1.30.14.zip": (200, ""),
+        **_served("v0.30.14", "k8s.io/api"),
+        "HEAD k8s.io/kube-proxy/@v/v0.30.14.zip": (403, ""),
+    }
+    patch = probe_patch(_fake(answers), "v1.30.14")  # sample-controller: not in answers
+    assert not patch.buildable
+    (refusal,) = patch.refusals
+    assert str(refusal) == "k8s.io/kube-proxy@v0.30.14 .zip: 403 "
+    assert patch.staging == ("k8s.io/api", "k8s.io/kube-proxy")
+
+
+def test_the_probe_walks_down_to_the_first_whole_patch() -> None:
+    answers = {
+        "GET k8s.io/kubernetes/@v/v1.30.2.info": (200, "{}"),
+        "GET k8s.io/kubernetes/@v/v1.30.1.info": (403, "This module version is not available."),
+        "GET k8s.io/kubernetes/@v/v1.30.0.info": (200, "{}"),
+        "GET k8s.io/kubernetes/@v/v1.30.2.mod": (403, "This module version is not available."),
+        "GET k8s.io/kubernetes/@v/v1.30.0.mod": (200, GO_MOD),
+        "HEAD k8s.io/kubernetes/@v/v1.30.0.zip": (200, ""),
+        **_served("v0.30.0", "k8s.io/api"),
+        **_served("v0.30.0", "k8s.io/kube-proxy"),
+    }
+    probe = probe_minor(_fake(answers), 30, max_patch=2)
+    assert probe.served == ("v1.30.2", "v1.30.0")
+    assert probe.chosen is not None and probe.chosen.version == "v1.30.0"
+    assert str(probe.patches[0].refusals[0]) == (
+        "k8s.io/kubernetes@v1.30.2 .mod: 403 This module version is not available."
+    )
+
+
+def test_a_request_the_recording_lacks_is_an_error(replay: Replay) -> None:
+    with pytest.raises(LookupError, match=r"not in the recording: GET nowhere/@v/v1\.0\.0\.info"):
+        replay("GET", "nowhere/@v/v1.0.0.info")
+    assert replay.proxy == "https://proxy.golang.org" and replay.date == "2026-11-28"
+
+
+def test_goproxy_lists_and_module_paths() -> None:
+    assert proxy_url("https://proxy.golang.org,direct") == "https://proxy.golang.org"
+    assert proxy_url("direct|https://goproxy.example/") == "https://goproxy.example"
+    with pytest.raises(ValueError, match="names no module proxy"):
+        proxy_url("direct,off")
+    assert escape("github.com/BurntSushi/toml") == "github.com/!burnt!sushi/toml"
