@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 # The kind release the node image is made for: the one kindlab's kind driver pins.
 from kindlab.constants import KIND_VERSION as KIND_VERSION
+from kindlab.versions import RELEASES, Minor, Pins
 
 DEFAULT_KUBERNETES_VERSION = "v1.34.4"
-# Debian suite for the node's root file system: trixie's containerd (2.x) is new
-# enough for Kubernetes 1.34; bookworm's 1.6.20 is not.
+# Debian suite for the node's root file system: trixie's containerd 1.7.24 (seen in a
+# node, tests/fixtures/captured/README.md) runs Kubernetes 1.34 here; bookworm's 1.6.20
+# does not. What containerd itself recommends per minor: kindlab.versions.CONTAINERD.
 DEBIAN_SUITE = "trixie"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -60,22 +62,9 @@ NODE_PACKAGES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class MinorPins:
-    """Versions kubeadm (and the e2e image list) of one minor release pin."""
+# The pins per minor are data in kindlab.versions (with how each was established).
+MinorPins = Pins
 
-    etcd: str  # image tag, e.g. "3.6.5-0"
-    coredns: str  # image tag, e.g. "v1.12.1"
-    pause: str  # image tag, e.g. "3.10.1"
-    agnhost: str  # image tag, e.g. "2.56"
-    crictl: str  # sigs.k8s.io/cri-tools module version
-
-
-PINS: dict[str, MinorPins] = {
-    "1.34": MinorPins(
-        etcd="3.6.5-0", coredns="v1.12.1", pause="3.10.1", agnhost="2.56", crictl="v1.34.0"
-    ),
-}
 
 LOCAL_PATH_PROVISIONER_VERSION = "v0.0.30"  # what kind v0.30.0's image is built from
 
@@ -109,13 +98,18 @@ class KubeVersion:
 
 
 def pins_for(version: KubeVersion) -> MinorPins:
-    try:
-        return PINS[version.minor_key]
-    except KeyError:
-        known = ", ".join(sorted(PINS))
+    """What the chosen patch of ``version``'s minor pins (kindlab.versions.RELEASES).
+
+    Another patch of the minor may pin other tags; the build's check against its
+    own ``kubeadm config images list`` says so.
+    """
+    release = RELEASES.get(Minor(version.major, version.minor))
+    if release is None or release.pins is None:
+        known = ", ".join(str(m) for m, r in sorted(RELEASES.items()) if r.pins is not None)
         raise ValueError(
             f"no pinned component versions for Kubernetes {version} (known minors: {known})"
-        ) from None
+        )
+    return release.pins
 
 
 def etcd_module_version(etcd_tag: str) -> str:

@@ -34,7 +34,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kindlab.timing",
         ),
     ),
-    ("parsers", ("kindlab.parsers",)),
+    # versions: the Kubernetes versions kindlab can build, as data (above constants, errors)
+    ("parsers", ("kindlab.parsers", "kindlab.versions")),
     ("drivers", ("kindlab.drivers", "kindlab.nodeimage")),
     ("netfilter", ("kindlab.netfilter",)),
     ("lab", ("kindlab.lab",)),
