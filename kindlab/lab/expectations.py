@@ -12,7 +12,6 @@ than a test being bent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,23 +19,49 @@ from typing import Any
 
 from kindlab.constants import PROXY_MODES
 
+# One minor-version type for the package: kindlab.versions' (expectations used to have its own).
+from kindlab.versions import Minor as Version
 
-@dataclass(frozen=True, slots=True, order=True)
-class Version:
-    """A Kubernetes minor version; ``Version.parse("v1.34.4") == Version(1, 34)``."""
+__all__ = [
+    "CLAIMS",
+    "EXPECTATIONS",
+    "Claim",
+    "Expectation",
+    "PostVerdict",
+    "Version",
+    "claim",
+    "expect",
+]
 
-    major: int
-    minor: int
 
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        found = re.match(r"v?(\d+)\.(\d+)", text.strip())
-        if not found:
-            raise ValueError(f"not a Kubernetes version: {text!r}")
-        return cls(int(found.group(1)), int(found.group(2)))
+@dataclass(frozen=True, slots=True)
+class PostVerdict:
+    """How the blog post fares, where the claim's check passes, in a range of versions."""
 
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}"
+    verdict: str  # "holds", "wrong", "out of date"
+    mode: str | None = None  # None: every mode the claim is about
+    since: Version | None = None
+    until: Version | None = None
+
+    def applies(self, mode: str, version: Version) -> bool:
+        return (
+            (self.mode is None or self.mode == mode)
+            and (self.since is None or version >= self.since)
+            and (self.until is None or version <= self.until)
+        )
+
+    @property
+    def versions(self) -> str:
+        """The range in words: "up to 1.25", "from 1.26", "1.29 to 1.30", "on every version"."""
+        if self.since and self.until:
+            return (
+                f"on {self.since}" if self.since == self.until else f"{self.since} to {self.until}"
+            )
+        if self.since:
+            return f"from {self.since}"
+        if self.until:
+            return f"up to {self.until}"
+        return "on every version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +76,20 @@ class Claim:
     """What the blog post says (None where the post says nothing)."""
     verdict: str
     """What upstream sources say, and where the post is wrong or out of date."""
-    post_holds: str = "n/a"
-    """How the post fares if the check passes: "holds", "wrong", "out of date", "n/a"."""
+    post_verdicts: tuple[PostVerdict, ...] = ()
+    """How the post fares where the check passes, per mode and version range."""
+
+    def post_verdict(self, mode: str, version: str | Version) -> PostVerdict | None:
+        """The verdict on the post for a passed check in ``mode`` at ``version``.
+
+        None where the post says nothing, the claim is not about ``mode``, or no
+        range covers ``version``.
+        """
+        if self.post is None or mode not in self.modes:
+            return None
+        ver = version if isinstance(version, Version) else Version.parse(version)
+        found = [v for v in self.post_verdicts if v.applies(mode, ver)]
+        return found[0] if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +132,7 @@ CLAIMS: dict[str, Claim] = {
             "curl 127.0.0.1:10249/proxyMode answers `iptables`.",
             "The endpoint answers the mode kube-proxy actually runs; a kube-proxy that "
             "fell back to another mode is a failure, not a pass.",
-            "holds",
+            (PostVerdict("holds"),),
         ),
         Claim(
             "service-range",
@@ -105,7 +142,7 @@ CLAIMS: dict[str, Claim] = {
             "service-cluster-ip-range=10.96.0.0/12, i.e. 10.96.0.1 to 10.111.255.254.",
             "True for clusters configured so (kubeadm's default); kubernetes.default "
             "takes the range's first address, 10.96.0.1.",
-            "holds",
+            (PostVerdict("holds"),),
         ),
         Claim(
             "ping-clusterip",
@@ -116,7 +153,7 @@ CLAIMS: dict[str, Claim] = {
             "iptables: no echo reply, while TCP to ClusterIP:port is answered by a pod. "
             "ipvs: echo reply only up to 1.25; since 1.26 KUBE-IPVS-FILTER rejects it. "
             "nftables: rejected.",
-            "holds",
+            (PostVerdict("holds"),),
         ),
         Claim(
             "iptables-rules",
@@ -127,7 +164,7 @@ CLAIMS: dict[str, Claim] = {
             "only, so iptables does not handle ICMP.",
             "Both nat PREROUTING and OUTPUT jump to KUBE-SERVICES; nothing translates ICMP "
             "to a ClusterIP.",
-            "holds",
+            (PostVerdict("holds"),),
         ),
         Claim(
             "iptables-probabilities",
@@ -137,7 +174,7 @@ CLAIMS: dict[str, Claim] = {
             "probabilities 0.33333333349 and 0.5 for three endpoints, then DNAT in KUBE-SEP.",
             "n rules with probabilities 1/n, 1/(n-1), …, the last unconditional: every "
             "endpoint gets 1/n; each KUBE-SEP marks hairpin traffic and DNATs to pod:port.",
-            "holds",
+            (PostVerdict("holds"),),
         ),
         Claim(
             "iptables-why",
@@ -149,7 +186,7 @@ CLAIMS: dict[str, Claim] = {
             "A ping from the node traverses nat OUTPUT, not PREROUTING; the ClusterIP is on "
             "no interface, routes to the default gateway and no host owns it. An ICMP DNAT "
             "rule added by hand makes a pod answer it.",
-            "wrong",
+            (PostVerdict("wrong"),),
         ),
         Claim(
             "ipvs-interface",
@@ -159,7 +196,7 @@ CLAIMS: dict[str, Claim] = {
             "ip a shows the ClusterIP on the ipvs0 interface.",
             "kube-ipvs0 (a dummy device) carries each ClusterIP as a /32; ipvsadm shows the "
             "virtual service with the pods as real servers.",
-            "holds",
+            (PostVerdict("holds"),),
         ),
         Claim(
             "ipvs-ping",
@@ -169,7 +206,10 @@ CLAIMS: dict[str, Claim] = {
             "The ClusterIP answers ping.",
             "Up to 1.25 it does; from 1.26 the KUBE-IPVS-FILTER chain rejects traffic to "
             "kube-ipvs0 addresses other than Service ports: Destination Port Unreachable.",
-            "out of date",
+            (
+                PostVerdict("holds", until=Version(1, 25)),
+                PostVerdict("out of date", since=Version(1, 26)),
+            ),
         ),
         Claim(
             "nftables-table",
@@ -180,7 +220,6 @@ CLAIMS: dict[str, Claim] = {
             "The `ip kube-proxy` table maps ClusterIP . proto . port to the Service's "
             "chain; TCP works; traffic to the ClusterIP on other ports (ping too) is "
             "rejected.",
-            "n/a",
         ),
         Claim(
             "no-endpoints",
@@ -190,7 +229,6 @@ CLAIMS: dict[str, Claim] = {
             None,
             "kube-proxy rejects TCP to a ClusterIP:port without endpoints instead of letting "
             "it time out; the rule (or set element) doing it is shown.",
-            "n/a",
         ),
     )
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kindlab import __version__
+from kindlab.lab import matrix
 from kindlab.lab.evidence import Evidence, trim_lines
 from kindlab.lab.expectations import CLAIMS, claim
 
@@ -117,7 +118,16 @@ def _sort_key(entry: Entry) -> tuple[int, str, str]:
 def render_json(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
     ordered = sorted(entries, key=_sort_key)
     counts = {o: sum(1 for e in ordered if e.outcome == o) for o in OUTCOMES}
-    doc = {"meta": meta, "summary": counts, "entries": [e.to_json() for e in ordered]}
+    cols, _ = matrix.matrix(ordered)
+    doc = {
+        "meta": meta,
+        "summary": counts,
+        "columns": [{"mode": c.mode, "version": c.version} for c in cols],
+        "matrix": [c.to_json() for c in matrix.cells(ordered)],
+        "post": [r.to_json() for r in matrix.post_verdicts(ordered)],
+        "changes": [c.to_json() for c in matrix.changes(ordered)],
+        "entries": [e.to_json() for e in ordered],
+    }
     return json.dumps(doc, indent=2, sort_keys=False, default=str)
 
 
@@ -143,7 +153,8 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
             f"| {c.number} | {c.title} | {mode} | {e.kubernetes_version} | "
             f"{_badge(e.outcome)} | {_cell(seen)} |"
         )
-    out += ["", *_post_section(ordered), "## Claims", ""]
+    out += ["", *_matrix_section(ordered), *_post_section(ordered), *_changes_section(ordered)]
+    out += ["## Claims", ""]
     by_claim: dict[str, list[Entry]] = {}
     for e in ordered:
         by_claim.setdefault(e.claim_id, []).append(e)
@@ -176,30 +187,79 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _matrix_section(entries: Sequence[Entry]) -> list[str]:
+    """Claims by (mode, version): passed, failed, not run; blank where a claim is not
+    about the mode."""
+    cols, rows = matrix.matrix(entries)
+    if not cols:
+        return []
+    out = [
+        "## Claims by (mode, version)",
+        "",
+        "| # | claim | " + " | ".join(str(c) for c in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for c in sorted(CLAIMS.values(), key=lambda c: c.number):
+        row = rows.get(c.id)
+        if not row:
+            continue
+        marks = [_badge(row[col].outcome) if col in row else "" for col in cols]
+        out.append(f"| {c.number} | {_cell(c.title, 80)} | " + " | ".join(marks) + " |")
+    return [*out, ""]
+
+
 def _post_section(entries: Sequence[Entry]) -> list[str]:
-    """How the blog post fares, claim by claim, judged only by checks that ran here."""
+    """How the blog post fares, claim by claim and mode by mode, judged only by checks
+    that ran here, in the mode the claim is about, at the version they ran on."""
     out = [
         "## The blog post, claim by claim",
         "",
-        "| # | the post says | verdict | on the evidence of |",
-        "|---|---|---|---|",
+        "| # | the post says | verdict per version |",
+        "|---|---|---|",
     ]
+    readings: dict[str, list[matrix.PostReading]] = {}
+    for reading in matrix.post_verdicts(entries):
+        readings.setdefault(reading.claim.id, []).append(reading)
     for c in sorted(CLAIMS.values(), key=lambda c: c.number):
         if c.post is None:
             continue
-        group = [e for e in entries if e.claim_id == c.id]
-        ran = [e for e in group if e.outcome != "not run"]
-        where = ", ".join(f"{e.mode} {e.kubernetes_version}" for e in ran)
-        if not group:
-            verdict, basis = "not checked in this run", ""
-        elif any(e.outcome == "failed" for e in ran):
-            verdict, basis = "undetermined: the check failed", where
-        elif ran:
-            verdict, basis = c.post_holds, where
-        else:
-            verdict, basis = "not checked here", _cell(group[0].reason, 80)
-        out.append(f"| {c.number} | {_cell(c.post)} | **{verdict}** | {basis} |")
+        found = readings.get(c.id)
+        verdict = "; ".join(r.text() for r in found) if found else "not checked in this run"
+        out.append(f"| {c.number} | {_cell(c.post)} | {_cell(verdict, 400)} |")
     return [*out, ""]
+
+
+def _changes_section(entries: Sequence[Entry]) -> list[str]:
+    """Where a claim's behaviour changed between two adjacent versions that ran."""
+    found = matrix.changes(entries)
+    if not found:
+        return []
+    out = ["## What changed between versions", ""]
+    for change in found:
+        c = claim(change.claim_id)
+        out += [f"### {c.number}. {c.title}, {change.mode} mode", "", change.text(), ""]
+        for side in (change.before, change.after):
+            e = side.entries[0]
+            out += [
+                f"- **{side.column.version}** ({_badge(side.outcome)}): expected "
+                f"{_cell(e.expected or 'n/a', 300)}; observed {_cell(e.observed or 'n/a', 300)}; "
+                f"test `{e.nodeid}`",
+            ]
+        out.append("")
+        for side in (change.before, change.after):
+            e = side.entries[0]
+            if e.evidence:
+                out += [
+                    f"<details><summary>Evidence, {side.column.version}</summary>",
+                    "",
+                    "```",
+                    _evidence_text(e.evidence),
+                    "```",
+                    "",
+                    "</details>",
+                    "",
+                ]
+    return out
 
 
 def _evidence_text(items: Sequence[dict[str, Any]], limit: int = 30) -> str:

@@ -117,19 +117,20 @@ def test_mermaid_escapes_quotes() -> None:
 
 
 def test_post_verdicts_come_only_from_checks_that_ran() -> None:
-    def entry(claim_id: str, outcome: str, reason: str = "") -> Entry:
-        return Entry(claim_id, "iptables", "v1.34.4", outcome, "e", "o", "labs/x", reason)
+    def entry(claim_id: str, outcome: str, reason: str = "", mode: str = "iptables") -> Entry:
+        return Entry(claim_id, mode, "v1.34.4", outcome, "e", "o", "labs/x", reason)
 
     md = render_markdown(
         [
             entry("iptables-why", "passed"),
             entry("iptables-rules", "failed", "boom"),
-            entry("ipvs-ping", "not run", "kernel lacks IP_VS"),
+            entry("ipvs-ping", "not run", "kernel lacks IP_VS", mode="ipvs"),
         ],
         {},
     )
-    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert "**wrong**" in rows["6"]
-    assert "**undetermined: the check failed**" in rows["4"]
-    assert "**not checked here** | kernel lacks IP_VS" in rows["8"]
-    assert "**not checked in this run**" in rows["1"]
+    post = md.split("## The blog post, claim by claim")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip(): line for line in post.splitlines() if line.startswith("| ")}
+    assert "| iptables: wrong on every version, observed on 1.34 |" in rows["6"]
+    assert "| iptables: undetermined on 1.34: the check failed |" in rows["4"]
+    assert "| ipvs: not checked here: kernel lacks IP_VS |" in rows["8"]
+    assert "| not checked in this run |" in rows["1"]
