@@ -8,7 +8,8 @@ another only downwards in this list, so there is no cycle:
 - :mod:`.output`: progress lines shown live; preconditions failing as one line
 - :mod:`.xdist`: the run id and lock directory the controller and workers share
 - :mod:`.markers`: a marker per proxy mode, ``live``, ``claim(id)``; ``each_mode``
-- :mod:`.options`: the ``kindlab`` option group and the header line
+- :mod:`.options`: the ``kindlab`` option group, the run's Kubernetes versions, the
+  header line
 - :mod:`.evidence`: a test's node commands, attached to its report when it fails
 - :mod:`.report`: the ``finding`` fixture; a row per claim check; the report file
 - :mod:`.image`: the kind binary and the node image of the session

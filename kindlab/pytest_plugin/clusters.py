@@ -24,9 +24,11 @@ from kindlab.errors import PreconditionError
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.samples import Samples, deploy_samples, wait_proxy_synced
 from kindlab.pytest_plugin.markers import mode_of
+from kindlab.pytest_plugin.options import versions_key
 from kindlab.pytest_plugin.output import one_line_errors, say
 from kindlab.pytest_plugin.vm import cluster_manager_key, ipvs_vm
 from kindlab.pytest_plugin.xdist import is_controller, lock_dir, run_id
+from kindlab.versions import mode_support
 
 _samples_key = pytest.StashKey[dict[str, Samples]]()
 
@@ -110,10 +112,31 @@ def ipvs_cluster(
     return _cluster(cluster_manager, "ipvs", tmp_path_factory)
 
 
+def _version_lacks(config: pytest.Config, mode: str) -> str | None:
+    """Why the run's Kubernetes version cannot run ``mode`` (None: it can)."""
+    if config.getoption("node_image"):
+        return None  # an image of the user's: its version is known once it runs
+    wanted = config.stash[versions_key]
+    if len(wanted) != 1:
+        return None  # the cluster fixture says why several versions cannot run yet
+    support = mode_support(mode, wanted[0])
+    if support.skip_reason:
+        return support.skip_reason
+    if support.feature_gate:
+        return (
+            f"kube-proxy {support.minor} has {mode} mode only behind the feature gate "
+            f"{support.feature_gate}, which kindlab's clusters/{mode}.yaml does not turn on yet"
+        )
+    return None
+
+
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest) -> Cluster:
     """The cluster of the proxy mode this test is marked with (``@pytest.mark.iptables``…)."""
     mode = mode_of(request.node)
+    skip = _version_lacks(request.config, mode)
+    if skip:
+        pytest.skip(skip)
     if mode == "ipvs":
         # Ask before the session fixture so that an unsupported kernel skips without
         # building a node image first. (Where a VM runs them, ipvs items never get here.)

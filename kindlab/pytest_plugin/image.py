@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from kindlab.constants import KIND_VERSION
 from kindlab.drivers.clusters import require_node_image
 from kindlab.drivers.kind import find_kind
+from kindlab.errors import PreconditionError
+from kindlab.pytest_plugin.options import single_version
 from kindlab.pytest_plugin.output import one_line_errors, say
 from kindlab.pytest_plugin.xdist import lock_dir
+from kindlab.versions import choose
 
 
 @pytest.fixture(scope="session")
@@ -42,5 +46,10 @@ def choose_node_image(config: pytest.Config) -> str:
         return str(explicit)
     from kindlab import nodeimage
 
-    version = config.getoption("kubernetes_version") or nodeimage.DEFAULT_KUBERNETES_VERSION
-    return nodeimage.build(version, progress=lambda m: say(config, m))
+    choice = choose(single_version(config))
+    if choice.kind.version != KIND_VERSION:
+        raise PreconditionError(
+            f"Kubernetes {choice.patch} needs kind {choice.kind.version}, not kindlab's "
+            f"{KIND_VERSION}: {choice.kind.note}; not supported yet (issue 8)"
+        )
+    return nodeimage.build(choice.patch, progress=lambda m: say(config, m))

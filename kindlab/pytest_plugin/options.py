@@ -1,6 +1,8 @@
 """kindlab's command-line options (the ``kindlab`` group) and its line in the header.
 
-The qemu guest's options are :mod:`.vm`'s, in the same group.
+The qemu guest's options are :mod:`.vm`'s, in the same group. The Kubernetes
+versions a run asks for (``--kubernetes-version``) are checked against
+:mod:`kindlab.versions` at configure and kept in the config's stash.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ import os
 
 import pytest
 
+from kindlab.errors import PreconditionError
+from kindlab.versions import VersionUnavailable, choose, parse_version_list
+
 GROUP = ("kindlab", "kindlab: kind clusters per kube-proxy mode")
+#: The Kubernetes versions of this run (``--kubernetes-version``), each as the user wrote it.
+versions_key = pytest.StashKey[tuple[str, ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,7 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kubernetes-version",
         default=None,
-        help="Kubernetes version of the node image kindlab builds when --node-image is not given",
+        metavar="VERSIONS",
+        help="Kubernetes version(s) of the node image kindlab builds when --node-image is not "
+        "given: one (1.30 or v1.30.14) or a comma-separated list",
     )
     group.addoption(
         "--keep-clusters",
@@ -42,6 +51,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the lab report to PATH.md and PATH.json",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[versions_key] = kubernetes_versions(config.getoption("kubernetes_version"))
+
+
+def kubernetes_versions(option: str | None) -> tuple[str, ...]:
+    """``--kubernetes-version`` as a tuple; each version must be one kindlab can build.
+
+    Without the option: the default version. A version the Go module proxy cannot
+    serve whole is a usage error naming the module it refused, before anything runs.
+    """
+    from kindlab.nodeimage.versions import DEFAULT_KUBERNETES_VERSION
+
+    try:
+        wanted = parse_version_list(option) if option else (DEFAULT_KUBERNETES_VERSION,)
+        for version in wanted:
+            choose(version)
+    except (ValueError, VersionUnavailable) as exc:
+        raise pytest.UsageError(f"--kubernetes-version: {exc}") from None
+    return wanted
+
+
+def single_version(config: pytest.Config) -> str:
+    """The one version of this run; several need per-version clusters, not there yet."""
+    wanted = config.stash[versions_key]
+    if len(wanted) != 1:
+        raise PreconditionError(
+            f"--kubernetes-version {','.join(wanted)}: a run over several versions needs a "
+            "cluster per (mode, version), which kindlab does not create yet (issue 8); "
+            "run one version at a time"
+        )
+    return wanted[0]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

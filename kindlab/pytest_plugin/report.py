@@ -18,11 +18,13 @@ from kindlab.drivers.clusters import Cluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
 from kindlab.pytest_plugin.markers import modes_of
+from kindlab.pytest_plugin.options import versions_key
 from kindlab.pytest_plugin.output import say
 from kindlab.pytest_plugin.xdist import is_worker
+from kindlab.versions import choose
 
 finding_key = pytest.StashKey[Finding]()
-_versions_key = pytest.StashKey[dict[str, str]]()
+_cluster_versions_key = pytest.StashKey[dict[str, str]]()
 #: The name of a report's user property that carries its lab entry (as JSON).
 ENTRY_PROPERTY = "kindlab-entry"
 
@@ -49,11 +51,21 @@ def entry_for(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
     if marker is None:
         return None
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        finding = item.stash.get(finding_key, None) or Finding(str(marker.args[0]), _mode(item))
+        finding = item.stash.get(finding_key, None) or Finding(
+            str(marker.args[0]), _mode(item), kubernetes_version=_requested_version(item.config)
+        )
         outcome = "not run" if report.skipped else report.outcome
         reason = _reason(report) if outcome != "passed" else ""
         return Entry.from_finding(finding, outcome, item.nodeid, reason)
     return None
+
+
+def _requested_version(config: pytest.Config) -> str:
+    """The version a check that did not run would have run on ("n/a" when unknown)."""
+    wanted = config.stash.get(versions_key, ())
+    if config.getoption("node_image") or len(wanted) != 1:
+        return "n/a"
+    return choose(wanted[0]).patch
 
 
 def _mode(item: pytest.Item) -> str:
@@ -104,7 +116,7 @@ def finding(request: pytest.FixtureRequest, cluster: Cluster, evidence: Evidence
     marker = request.node.get_closest_marker("claim")
     if marker is None:
         raise pytest.UsageError(f"{request.node.nodeid}: the finding fixture needs a claim marker")
-    versions = request.config.stash.setdefault(_versions_key, {})
+    versions = request.config.stash.setdefault(_cluster_versions_key, {})
     if cluster.name not in versions:
         versions[cluster.name] = cluster.kubernetes_version()
     record = Finding(

@@ -149,3 +149,72 @@ def test_cluster_fixture_needs_one_mode_marker(pytester: pytest.Pytester) -> Non
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*needs exactly one of the markers*"])
+
+
+def test_an_unbuildable_version_is_a_usage_error_naming_the_refused_module(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kubernetes-version", "1.30,v1.25.16")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--kubernetes-version: Kubernetes v1.25.16 cannot be built: the Go module proxy *"
+            "refused k8s.io/cluster-bootstrap@v0.25.16 .zip (403); v1.25.15 is the newest "
+            "buildable 1.25 release*"
+        ]
+    )
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--kubernetes-version", "1.30,1.30")
+    bad.stderr.fnmatch_lines(["*given twice: 1.30*"])
+
+
+def test_a_mode_the_version_lacks_skips_before_any_cluster_and_the_entry_has_the_version(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.claim("nftables-table")
+        @pytest.mark.nftables
+        def test_nft(cluster):
+            raise AssertionError("a cluster was made")
+        """
+    )
+    report = pytester.path / "out" / "lab"
+    for version, reason, column in (
+        ("1.28", "kube-proxy 1.28 has no nftables mode (it came in 1.29, alpha)", "v1.28.15"),
+        (
+            "v1.30.14",
+            "kube-proxy 1.30 has nftables mode only behind the feature gate NFTablesProxyMode, "
+            "which kindlab's clusters/nftables.yaml does not turn on yet",
+            "v1.30.14",
+        ),
+    ):
+        result = pytester.runpytest(
+            "-p",
+            "no:cacheprovider",
+            "--kubernetes-version",
+            version,
+            f"--kindlab-report={report}",
+        )
+        result.assert_outcomes(skipped=1)
+        (entry,) = json.loads(report.with_suffix(".json").read_text())["entries"]
+        assert (entry["outcome"], entry["reason"]) == ("not run", reason)
+        assert entry["kubernetes_version"] == column
+
+
+def test_several_versions_are_refused_until_clusters_are_per_version(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        from kindlab.pytest_plugin.options import single_version
+
+        def test_one(pytestconfig):
+            single_version(pytestconfig)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kubernetes-version", "1.29,1.30")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*needs a cluster per (mode, version)*"])
