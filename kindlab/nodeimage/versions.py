@@ -88,8 +88,9 @@ class KubeVersion:
         return f"v{self.major}.{self.minor}.{self.patch}"
 
     @property
-    def minor_key(self) -> str:
-        return f"{self.major}.{self.minor}"
+    def release(self) -> Minor:
+        """The minor release this patch belongs to (kindlab.versions' key)."""
+        return Minor(self.major, self.minor)
 
     @property
     def staging(self) -> str:
@@ -103,7 +104,7 @@ def pins_for(version: KubeVersion) -> MinorPins:
     Another patch of the minor may pin other tags; the build's check against its
     own ``kubeadm config images list`` says so.
     """
-    release = RELEASES.get(Minor(version.major, version.minor))
+    release = RELEASES.get(version.release)
     if release is None or release.pins is None:
         known = ", ".join(str(m) for m, r in sorted(RELEASES.items()) if r.pins is not None)
         raise ValueError(

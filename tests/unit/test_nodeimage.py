@@ -10,6 +10,7 @@ from kindlab.nodeimage import cache, gobuild, images, kindsrc, versions
 from kindlab.nodeimage.build import _docker_hub_name
 from kindlab.nodeimage.versions import KubeVersion
 from kindlab.paths import cache_dir
+from kindlab.versions import RELEASES, Minor
 
 V134 = KubeVersion.parse("v1.34.4")
 
@@ -69,6 +70,11 @@ def test_table_disagreement_is_reported_both_ways() -> None:
 
 def test_agnhost_tag_is_the_one_upstream_e2e_uses_for_134() -> None:
     assert versions.agnhost_image(V134) == "registry.k8s.io/e2e-test-images/agnhost:2.56"
+
+
+def test_a_patch_release_keys_the_versions_table_by_its_minor() -> None:
+    assert V134.release == Minor(1, 34) == Minor.parse(str(V134))
+    assert versions.pins_for(V134) is RELEASES[V134.release].pins
 
 
 def test_unknown_minor_names_the_known_ones() -> None:
