@@ -19,8 +19,8 @@ import pytest
 
 from kindlab.cli import walk as walk_cli
 from kindlab.lab.report import Entry, Finding
+from kindlab.netfilter import nft_walker, walker
 from kindlab.netfilter import render as walk_render
-from kindlab.netfilter import walker
 from kindlab.netfilter.render import describe_outcome, format_share, mermaid, text
 from kindlab.netfilter.walker import Packet, WalkResult, walk
 from kindlab.parsers.iptables import Table, parse_iptables_save
@@ -41,7 +41,7 @@ def tcp(nat: Table) -> WalkResult:
     return walk(nat, "OUTPUT", Packet(dst=CLUSTER_IP, proto="tcp", dport=80))
 
 
-@pytest.mark.parametrize("module", [walker, walk_render], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [walker, nft_walker, walk_render], ids=lambda m: m.__name__)
 def test_module_examples_hold(module: ModuleType) -> None:
     """The examples in the docstrings are run, so they cannot drift from the code."""
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
