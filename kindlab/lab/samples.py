@@ -50,6 +50,8 @@ def deploy_samples(
 
 _SYNCED = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
 _QUEUED = "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds"
+_COUNT = "kubeproxy_sync_proxy_rules_duration_seconds_count"
+_SUM = "kubeproxy_sync_proxy_rules_duration_seconds_sum"
 _PENDING = (
     "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
     "kubeproxy_sync_proxy_rules_service_changes_pending",
@@ -58,50 +60,85 @@ _PENDING = (
 INFORMER_LAG = 2.0
 
 
-def proxy_synced(
-    metrics: Metrics, since: float, now: float, lag: float = INFORMER_LAG
-) -> tuple[bool, str]:
-    """Has kube-proxy programmed every change it knows of, including those up to ``since``?
+@dataclass
+class SyncWatch:
+    """Has kube-proxy programmed what the API said at ``since``? Pure, fed one scrape at a time.
 
-    Pure: reads kube-proxy's own gauges. It is in sync when nothing is pending and
-    its last sync is no older than the last one it queued; and it knows of the
-    changes up to ``since`` once it synced after ``since``, or once its informers
-    have had ``lag`` seconds to see them (:data:`INFORMER_LAG`, scaled where the
-    cluster runs slowly: under emulation everything, informers included, is several
-    times slower, and "caught up" two seconds after a change may only mean that
-    kube-proxy has not heard of it yet).
+    What kube-proxy's metrics say (pkg/proxy/{iptables,ipvs,nftables}/proxier.go,
+    v1.34): ``syncProxyRules`` takes the pending changes at its *start* (the pending
+    gauges drop to 0 then), programs them, and sets ``last_timestamp`` at its *end*;
+    its duration goes to the ``duration_seconds`` histogram; every change it hears of
+    sets ``last_queued_timestamp``. So a sync that ended after ``since`` may have
+    begun before it, with the old endpoints: under emulation one ipvs sync took 230 s,
+    and a wait that took "synced after ``since``" from ``last_timestamp`` let claim 7
+    look at ipvsadm while two of the changes were still unprogrammed (2026-11-28,
+    kept in tests/fixtures/captured/v1.34.4-ipvs-tcg-race/).
+
+    The wait therefore asks for a sync that *began* at least ``lag`` after ``since``
+    (kube-proxy's informers had heard of the API's state by then), with nothing
+    queued after it began and nothing pending. When a sync began is the end minus its
+    duration, and the duration of the last sync is known from the histogram when it
+    is the first one (count 1) or when the count rose by exactly one between two
+    scrapes; otherwise the watch waits for the next sync.
     """
-    last = metrics.value(_SYNCED, ip_family="IPv4")
-    queued = metrics.value(_QUEUED, ip_family="IPv4")
-    pending = sum(metrics.value(name) or 0 for name in _PENDING)
-    state = f"last sync {last}, last queued {queued}, pending changes {pending:g}"
-    if last is None:
-        return False, f"kube-proxy reports no sync yet ({state})"
-    caught_up = pending == 0 and (queued is None or last >= queued)
-    informed = last >= since or now - since >= lag
-    return caught_up and informed, state
+
+    since: float
+    lag: float = INFORMER_LAG
+    _count: float | None = None
+    _sum: float = 0.0
+    _began: float | None = None
+
+    def observe(self, metrics: Metrics) -> tuple[bool, str]:
+        """Feed one scrape of ``/metrics``; (synced?, what the gauges said)."""
+        last = metrics.value(_SYNCED, ip_family="IPv4")
+        queued = metrics.value(_QUEUED, ip_family="IPv4")
+        count = metrics.value(_COUNT, ip_family="IPv4")
+        total = metrics.value(_SUM, ip_family="IPv4") or 0.0
+        pending = sum(metrics.value(name) or 0 for name in _PENDING)
+        if last is None or not count:
+            return False, f"kube-proxy reports no sync yet (pending changes {pending:g})"
+        if count == 1:
+            self._began = last - total
+        elif self._count is not None and count == self._count + 1:
+            self._began = last - (total - self._sum)
+        elif self._count is None or count != self._count:
+            self._began = None  # several syncs since the last scrape, or a restart
+        self._count, self._sum = count, total
+        need = self.since + self.lag
+        began = "unknown yet" if self._began is None else f"{self._began:.1f}"
+        state = (
+            f"needs a sync begun after {need:.1f}; last sync began {began}, ended {last:.1f}; "
+            f"last change queued {queued if queued is None else f'{queued:.1f}'}; "
+            f"pending changes {pending:g}"
+        )
+        if self._began is None:
+            return False, state
+        fresh = self._began >= need
+        caught_up = pending == 0 and (queued is None or queued <= self._began)
+        return fresh and caught_up, state
 
 
 def wait_proxy_synced(
     nodes: Iterable[Node], *, since: float, timeout: float | None = None
 ) -> list[str]:
-    """Wait until kube-proxy on every node has synced the changes made up to ``since``.
+    """Wait until kube-proxy on every node has programmed what the API said at ``since``.
 
     The API saying "endpoints ready" is not kube-proxy having written its rules:
-    the lab waits for kube-proxy's word before it looks at rules or traffic.
-    Returns, per node, the gauges it ended on and how long it waited.
+    the lab waits for a sync of kube-proxy's that began after it had heard of them
+    (:class:`SyncWatch`), before it looks at rules or traffic. Idle, that is its next
+    periodic sync (``syncPeriod``, 30 s by default). Returns, per node, the gauges it
+    ended on and how long it waited.
     """
     states = []
     for node in nodes:
         began = time.monotonic()
-        limit = scaled(90) if timeout is None else timeout
+        limit = scaled(120) if timeout is None else timeout
         deadline = time.monotonic() + limit
+        watch = SyncWatch(since, scaled(INFORMER_LAG))
         while True:
             result = node.http_get("127.0.0.1", 10249, "/metrics")
             ok, state = (
-                proxy_synced(
-                    parse_prometheus(result.stdout), since, time.time(), scaled(INFORMER_LAG)
-                )
+                watch.observe(parse_prometheus(result.stdout))
                 if result.ok
                 else (False, result.stderr.strip())
             )

@@ -10,7 +10,7 @@ import pytest
 
 from kindlab.errors import ParseError
 from kindlab.parsers import prometheus
-from kindlab.parsers.prometheus import parse_prometheus
+from kindlab.parsers.prometheus import Metrics, parse_prometheus
 
 CAPTURED = Path(__file__).parent.parent / "fixtures" / "captured" / "v1.34.4-nftables"
 
@@ -69,43 +69,81 @@ def test_errors_name_the_line(text: str, expected: str) -> None:
         parse_prometheus(text)
 
 
-def _gauges(last: float | None, queued: float, pending: int) -> str:
-    lines = [
-        f'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{{ip_family="IPv4"}} {queued}'
-    ]
+def _scrape(
+    last: float | None, queued: float, pending: int, count: int = 0, total: float = 0.0
+) -> Metrics:
+    family = '{ip_family="IPv4"}'
+    lines = [f"kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{family} {queued}"]
     if last is not None:
-        lines.append(
-            f'kubeproxy_sync_proxy_rules_last_timestamp_seconds{{ip_family="IPv4"}} {last}'
-        )
+        lines.append(f"kubeproxy_sync_proxy_rules_last_timestamp_seconds{family} {last}")
+        lines.append(f"kubeproxy_sync_proxy_rules_duration_seconds_count{family} {count}")
+        lines.append(f"kubeproxy_sync_proxy_rules_duration_seconds_sum{family} {total}")
     lines.append(f"kubeproxy_sync_proxy_rules_endpoint_changes_pending {pending}")
     lines.append("kubeproxy_sync_proxy_rules_service_changes_pending 0")
-    return "\n".join(lines) + "\n"
+    return parse_prometheus("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize(
-    ("last", "queued", "pending", "now", "synced"),
+    ("last", "queued", "pending", "count", "total", "synced"),
     [
-        (105.0, 104.0, 0, 106.0, True),  # synced after the change, nothing pending
-        (99.0, 98.0, 0, 100.5, False),  # idle, but its informers may not have seen it yet
-        (99.0, 98.0, 0, 103.0, True),  # idle long enough after the change: it knows
-        (105.0, 106.0, 0, 107.0, False),  # a sync is queued and not yet done
-        (105.0, 104.0, 3, 107.0, False),  # changes pending
-        (None, 104.0, 0, 107.0, False),  # never synced
+        (110.0, 101.0, 0, 1, 5.0, True),  # began at 105, after since+lag, nothing queued after
+        (110.0, 101.0, 0, 1, 9.0, False),  # began at 101: before since+lag (102)
+        (110.0, 106.0, 0, 1, 5.0, False),  # a change queued after it began: maybe not in it
+        (110.0, 101.0, 3, 1, 5.0, False),  # changes pending
+        (None, 101.0, 0, 0, 0.0, False),  # never synced
+        (110.0, 101.0, 0, 4, 20.0, False),  # the last sync's start cannot be known yet
     ],
 )
-def test_proxy_synced(
-    last: float | None, queued: float, pending: int, now: float, synced: bool
+def test_a_sync_counts_when_it_began_after_the_change(
+    last: float | None, queued: float, pending: int, count: int, total: float, synced: bool
 ) -> None:
-    from kindlab.lab.samples import proxy_synced
+    from kindlab.lab.samples import SyncWatch
 
-    ok, state = proxy_synced(parse_prometheus(_gauges(last, queued, pending)), 100.0, now)
+    ok, state = SyncWatch(since=100.0, lag=2.0).observe(
+        _scrape(last, queued, pending, count, total)
+    )
     assert ok is synced, state
 
 
-def test_proxy_synced_waits_longer_for_informers_where_the_cluster_is_slow() -> None:
-    from kindlab.lab.samples import proxy_synced
+def test_the_start_of_a_later_sync_comes_from_the_histogram_between_two_scrapes() -> None:
+    from kindlab.lab.samples import SyncWatch
 
-    idle = parse_prometheus(_gauges(99.0, 98.0, 0))
-    assert proxy_synced(idle, 100.0, 103.0)[0]  # the default two seconds have passed
-    assert not proxy_synced(idle, 100.0, 103.0, lag=12.0)[0]  # under TCG: not yet
-    assert proxy_synced(idle, 100.0, 112.5, lag=12.0)[0]
+    watch = SyncWatch(since=100.0, lag=2.0)
+    assert not watch.observe(_scrape(98.0, 97.0, 0, 3, 12.0))[0]  # idle, synced before
+    ok, state = watch.observe(_scrape(130.0, 97.0, 0, 4, 12.5))  # one more, 0.5 s long
+    assert ok, state
+    assert "last sync began 129.5" in state
+    # two syncs between scrapes: which one began when is not known, so wait for another
+    jumped = SyncWatch(since=100.0, lag=2.0)
+    jumped.observe(_scrape(98.0, 97.0, 0, 3, 12.0))
+    assert not jumped.observe(_scrape(140.0, 97.0, 0, 5, 13.0))[0]
+    assert jumped.observe(_scrape(150.0, 97.0, 0, 6, 13.5))[0]
+
+
+def test_the_race_seen_in_the_ipvs_guest_is_not_taken_for_a_sync() -> None:
+    """Real gauges of kube-proxy in ipvs mode under TCG (2026-11-28, see the fixture's README).
+
+    The lab's old wait took ``last_timestamp >= since`` and ``last >= queued`` for
+    "programmed" and let claim 7 read ipvsadm while the web Service had 2 of its 3 real
+    servers. Its first sync had run 230 s, from before the endpoints were ready; the
+    sync that would carry them was under way.
+    """
+    from kindlab.lab.samples import SyncWatch
+
+    race = Path(__file__).parent.parent / "fixtures" / "captured" / "v1.34.4-ipvs-tcg-race"
+    after = parse_prometheus((race / "metrics-after-run.out").read_text())
+    family = {"ip_family": "IPv4"}
+    last = after.value("kubeproxy_sync_proxy_rules_last_timestamp_seconds", **family)
+    count = after.value("kubeproxy_sync_proxy_rules_duration_seconds_count", **family)
+    total = after.value("kubeproxy_sync_proxy_rules_duration_seconds_sum", **family)
+    assert (last, count) == (1795887061.657589, 1) and total is not None and total > 230
+    # What the wait read when it stopped, from its own progress line.
+    line = (race / "wait-progress.out").read_text()
+    assert "last sync 1795887061.657589, last queued 1795886962.0494237, pending changes 0" in line
+    last, waited = 1795887061.657589, 257.5
+    since = last - waited
+    at_the_time = _scrape(last, 1795886962.0494237, 0, 1, total)
+    ok, state = SyncWatch(since=since, lag=12.0).observe(at_the_time)
+    assert not ok, state  # a change came in at 17:29:22, after that sync began at 17:27:11
+    # and at the end of the run kube-proxy itself still had two changes pending
+    assert not SyncWatch(since=since, lag=12.0).observe(after)[0]
