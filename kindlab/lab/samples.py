@@ -50,14 +50,14 @@ def deploy_samples(
 
 _SYNCED = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
 _QUEUED = "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds"
-_COUNT = "kubeproxy_sync_proxy_rules_duration_seconds_count"
-_SUM = "kubeproxy_sync_proxy_rules_duration_seconds_sum"
+_DURATION = "kubeproxy_sync_proxy_rules_duration_seconds"
 _PENDING = (
     "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
     "kubeproxy_sync_proxy_rules_service_changes_pending",
 )
-#: Longer than kube-proxy's informers take to see an API change (milliseconds here).
-INFORMER_LAG = 2.0
+#: Longer than kube-proxy's informers take to see an API change (milliseconds natively;
+#: scaled under emulation, where everything, informers included, runs much slower).
+INFORMER_LAG = 5.0
 
 
 @dataclass
@@ -65,21 +65,23 @@ class SyncWatch:
     """Has kube-proxy programmed what the API said at ``since``? Pure, fed one scrape at a time.
 
     What kube-proxy's metrics say (pkg/proxy/{iptables,ipvs,nftables}/proxier.go,
-    v1.34): ``syncProxyRules`` takes the pending changes at its *start* (the pending
-    gauges drop to 0 then), programs them, and sets ``last_timestamp`` at its *end*;
-    its duration goes to the ``duration_seconds`` histogram; every change it hears of
-    sets ``last_queued_timestamp``. So a sync that ended after ``since`` may have
-    begun before it, with the old endpoints: under emulation one ipvs sync took 230 s,
-    and a wait that took "synced after ``since``" from ``last_timestamp`` let claim 7
-    look at ipvsadm while two of the changes were still unprogrammed (2026-11-28,
-    kept in tests/fixtures/captured/v1.34.4-ipvs-tcg-race/).
+    v1.34): every change it hears of sets ``last_queued_timestamp`` and raises the
+    pending gauges; ``syncProxyRules`` takes the pending changes at its *start* (the
+    gauges drop to 0), programs them and sets ``last_timestamp`` at its *end*; its
+    duration goes to the ``duration_seconds`` histogram. So "pending 0 and last sync
+    after the last change queued" is not "programmed": the sync that took the change
+    may still be running, and the one that ended may have begun before the change.
+    Under emulation one ipvs sync took 230 s, and the lab's old wait, which read it so,
+    let claim 7 look at ipvsadm while the web Service had 2 of its 3 real servers
+    (2026-11-28, kept in tests/fixtures/captured/v1.34.4-ipvs-tcg-race/).
 
-    The wait therefore asks for a sync that *began* at least ``lag`` after ``since``
-    (kube-proxy's informers had heard of the API's state by then), with nothing
-    queued after it began and nothing pending. When a sync began is the end minus its
-    duration, and the duration of the last sync is known from the histogram when it
-    is the first one (count 1) or when the count rose by exactly one between two
-    scrapes; otherwise the watch waits for the next sync.
+    kube-proxy has programmed every change it heard of when nothing is pending and the
+    last *finished* sync *began* after the last change was queued. When it began is its
+    end minus its duration: exact for the first sync (count 1) or when the count rose
+    by one between two scrapes, else bounded by the histogram's smallest bucket that
+    holds every sync. And it has heard of what the API said at ``since`` once its
+    informers have had ``lag`` seconds. (Idle, kube-proxy may not sync again for an
+    hour: iptables mode's periodic sync is 1 h; so the watch cannot wait for a new one.)
     """
 
     since: float
@@ -88,12 +90,12 @@ class SyncWatch:
     _sum: float = 0.0
     _began: float | None = None
 
-    def observe(self, metrics: Metrics) -> tuple[bool, str]:
-        """Feed one scrape of ``/metrics``; (synced?, what the gauges said)."""
+    def observe(self, metrics: Metrics, now: float) -> tuple[bool, str]:
+        """Feed one scrape of ``/metrics`` taken at ``now``; (synced?, what it said)."""
         last = metrics.value(_SYNCED, ip_family="IPv4")
         queued = metrics.value(_QUEUED, ip_family="IPv4")
-        count = metrics.value(_COUNT, ip_family="IPv4")
-        total = metrics.value(_SUM, ip_family="IPv4") or 0.0
+        count = metrics.value(f"{_DURATION}_count", ip_family="IPv4")
+        total = metrics.value(f"{_DURATION}_sum", ip_family="IPv4") or 0.0
         pending = sum(metrics.value(name) or 0 for name in _PENDING)
         if last is None or not count:
             return False, f"kube-proxy reports no sync yet (pending changes {pending:g})"
@@ -102,20 +104,33 @@ class SyncWatch:
         elif self._count is not None and count == self._count + 1:
             self._began = last - (total - self._sum)
         elif self._count is None or count != self._count:
-            self._began = None  # several syncs since the last scrape, or a restart
+            longest = _longest_sync(metrics, count)
+            self._began = None if longest is None else last - longest
         self._count, self._sum = count, total
-        need = self.since + self.lag
-        began = "unknown yet" if self._began is None else f"{self._began:.1f}"
+        began = "unknown" if self._began is None else f"{self._began:.2f}"
         state = (
-            f"needs a sync begun after {need:.1f}; last sync began {began}, ended {last:.1f}; "
-            f"last change queued {queued if queued is None else f'{queued:.1f}'}; "
-            f"pending changes {pending:g}"
+            f"last sync began {began} and ended {last:.2f}; last change queued "
+            f"{'never' if queued is None else f'{queued:.2f}'}; pending changes {pending:g}"
         )
-        if self._began is None:
-            return False, state
-        fresh = self._began >= need
-        caught_up = pending == 0 and (queued is None or queued <= self._began)
-        return fresh and caught_up, state
+        heard = now >= self.since + self.lag
+        programmed = (
+            self._began is not None and pending == 0 and (queued is None or queued <= self._began)
+        )
+        if programmed and not heard:
+            state += f"; giving its informers until {self.since + self.lag:.2f}"
+        return programmed and heard, state
+
+
+def _longest_sync(metrics: Metrics, count: float) -> float | None:
+    """The smallest finite bucket bound that holds every sync, if one does."""
+    bounds = [
+        float(le)
+        for sample in metrics.values(f"{_DURATION}_bucket")
+        if (le := sample.label("le")) not in (None, "+Inf")
+        and sample.label("ip_family") == "IPv4"
+        and sample.value >= count
+    ]
+    return min(bounds) if bounds else None
 
 
 def wait_proxy_synced(
@@ -124,10 +139,9 @@ def wait_proxy_synced(
     """Wait until kube-proxy on every node has programmed what the API said at ``since``.
 
     The API saying "endpoints ready" is not kube-proxy having written its rules:
-    the lab waits for a sync of kube-proxy's that began after it had heard of them
-    (:class:`SyncWatch`), before it looks at rules or traffic. Idle, that is its next
-    periodic sync (``syncPeriod``, 30 s by default). Returns, per node, the gauges it
-    ended on and how long it waited.
+    the lab waits until kube-proxy's own metrics show that a sync which began after
+    every change it heard of has finished (:class:`SyncWatch`), before it looks at
+    rules or traffic. Returns, per node, the gauges it ended on and how long it waited.
     """
     states = []
     for node in nodes:
@@ -138,7 +152,7 @@ def wait_proxy_synced(
         while True:
             result = node.http_get("127.0.0.1", 10249, "/metrics")
             ok, state = (
-                watch.observe(parse_prometheus(result.stdout))
+                watch.observe(parse_prometheus(result.stdout), time.time())
                 if result.ok
                 else (False, result.stderr.strip())
             )

@@ -70,54 +70,92 @@ def test_errors_name_the_line(text: str, expected: str) -> None:
 
 
 def _scrape(
-    last: float | None, queued: float, pending: int, count: int = 0, total: float = 0.0
+    last: float | None,
+    queued: float,
+    pending: int,
+    count: int = 0,
+    total: float = 0.0,
+    longest: str = "+Inf",
 ) -> Metrics:
-    family = '{ip_family="IPv4"}'
-    lines = [f"kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{family} {queued}"]
+    family = 'ip_family="IPv4"'
+    lines = [f"kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{{{family}}} {queued}"]
     if last is not None:
-        lines.append(f"kubeproxy_sync_proxy_rules_last_timestamp_seconds{family} {last}")
-        lines.append(f"kubeproxy_sync_proxy_rules_duration_seconds_count{family} {count}")
-        lines.append(f"kubeproxy_sync_proxy_rules_duration_seconds_sum{family} {total}")
+        lines.append(f"kubeproxy_sync_proxy_rules_last_timestamp_seconds{{{family}}} {last}")
+        for le in ("0.128", "16.384", "+Inf"):
+            # every sync lies in the bucket ``longest`` and those above it
+            within = count if le == "+Inf" or float(le) >= float(longest) else 0
+            lines.append(
+                f'kubeproxy_sync_proxy_rules_duration_seconds_bucket{{{family},le="{le}"}} {within}'
+            )
+        lines.append(f"kubeproxy_sync_proxy_rules_duration_seconds_count{{{family}}} {count}")
+        lines.append(f"kubeproxy_sync_proxy_rules_duration_seconds_sum{{{family}}} {total}")
     lines.append(f"kubeproxy_sync_proxy_rules_endpoint_changes_pending {pending}")
     lines.append("kubeproxy_sync_proxy_rules_service_changes_pending 0")
     return parse_prometheus("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize(
-    ("last", "queued", "pending", "count", "total", "synced"),
+    ("last", "queued", "pending", "count", "total", "now", "synced"),
     [
-        (110.0, 101.0, 0, 1, 5.0, True),  # began at 105, after since+lag, nothing queued after
-        (110.0, 101.0, 0, 1, 9.0, False),  # began at 101: before since+lag (102)
-        (110.0, 106.0, 0, 1, 5.0, False),  # a change queued after it began: maybe not in it
-        (110.0, 101.0, 3, 1, 5.0, False),  # changes pending
-        (None, 101.0, 0, 0, 0.0, False),  # never synced
-        (110.0, 101.0, 0, 4, 20.0, False),  # the last sync's start cannot be known yet
+        (110.0, 104.0, 0, 1, 5.0, 111.0, True),  # began at 105, after the last change
+        (110.0, 106.0, 0, 1, 5.0, 111.0, False),  # a change came in after it began
+        (110.0, 104.0, 3, 1, 5.0, 111.0, False),  # changes pending
+        (110.0, 104.0, 0, 1, 5.0, 101.0, False),  # too soon: informers may lag the API
+        (None, 104.0, 0, 0, 0.0, 111.0, False),  # never synced
+        (110.0, 104.0, 0, 4, 20.0, 111.0, False),  # when its last sync began is unknown
     ],
 )
-def test_a_sync_counts_when_it_began_after_the_change(
-    last: float | None, queued: float, pending: int, count: int, total: float, synced: bool
+def test_programmed_means_the_last_sync_began_after_the_last_change(
+    last: float | None,
+    queued: float,
+    pending: int,
+    count: int,
+    total: float,
+    now: float,
+    synced: bool,
 ) -> None:
     from kindlab.lab.samples import SyncWatch
 
     ok, state = SyncWatch(since=100.0, lag=2.0).observe(
-        _scrape(last, queued, pending, count, total)
+        _scrape(last, queued, pending, count, total), now
     )
     assert ok is synced, state
 
 
-def test_the_start_of_a_later_sync_comes_from_the_histogram_between_two_scrapes() -> None:
+def test_when_a_sync_began_comes_from_the_histogram() -> None:
     from kindlab.lab.samples import SyncWatch
 
+    # idle for long: every sync took under 0.128 s, so the last began after 97.87
+    idle = SyncWatch(since=100.0, lag=2.0)
+    assert idle.observe(_scrape(98.0, 97.5, 0, 7, 0.4, longest="0.128"), 103.0)[0]
+    assert not SyncWatch(since=100.0, lag=2.0).observe(
+        _scrape(98.0, 97.95, 0, 7, 0.4, longest="0.128"), 103.0
+    )[0]  # the change may have come in during that last sync
+    # a slow sync seen finishing between two scrapes: its start is exact
     watch = SyncWatch(since=100.0, lag=2.0)
-    assert not watch.observe(_scrape(98.0, 97.0, 0, 3, 12.0))[0]  # idle, synced before
-    ok, state = watch.observe(_scrape(130.0, 97.0, 0, 4, 12.5))  # one more, 0.5 s long
+    assert not watch.observe(_scrape(98.0, 101.0, 1, 3, 12.0), 101.5)[0]
+    # that sync ran 30 s, from 100: it began before the change queued at 101
+    assert not watch.observe(_scrape(130.0, 101.0, 0, 4, 42.0), 131.0)[0]
+    ok, state = watch.observe(_scrape(150.0, 101.0, 0, 5, 52.0), 151.0)  # the next, 10 s long
     assert ok, state
-    assert "last sync began 129.5" in state
-    # two syncs between scrapes: which one began when is not known, so wait for another
+    assert "last sync began 140.00" in state
+    # two syncs between scrapes, longer than any bucket: wait for the next one
     jumped = SyncWatch(since=100.0, lag=2.0)
-    jumped.observe(_scrape(98.0, 97.0, 0, 3, 12.0))
-    assert not jumped.observe(_scrape(140.0, 97.0, 0, 5, 13.0))[0]
-    assert jumped.observe(_scrape(150.0, 97.0, 0, 6, 13.5))[0]
+    jumped.observe(_scrape(98.0, 97.0, 0, 3, 60.0), 101.0)
+    assert not jumped.observe(_scrape(140.0, 101.0, 0, 5, 100.0), 141.0)[0]
+    assert jumped.observe(_scrape(170.0, 101.0, 0, 6, 120.0), 171.0)[0]
+
+
+def test_native_idle_gauges_of_kube_proxy_in_iptables_mode() -> None:
+    """A real idle scrape (kind, v1.34.4, iptables mode, 2026-11-28): 7 syncs, all < 0.128 s."""
+    from kindlab.lab.samples import SyncWatch
+
+    text = (CAPTURED.parent / "v1.34.4-iptables-idle-metrics.out").read_text()
+    metrics = parse_prometheus(text)
+    since = 1795887600.0  # long after its last sync, as when the samples were there before
+    ok, state = SyncWatch(since=since, lag=5.0).observe(metrics, since + 5.0)
+    assert ok, state
+    assert not SyncWatch(since=since, lag=5.0).observe(metrics, since + 1.0)[0]
 
 
 def test_the_race_seen_in_the_ipvs_guest_is_not_taken_for_a_sync() -> None:
@@ -125,25 +163,24 @@ def test_the_race_seen_in_the_ipvs_guest_is_not_taken_for_a_sync() -> None:
 
     The lab's old wait took ``last_timestamp >= since`` and ``last >= queued`` for
     "programmed" and let claim 7 read ipvsadm while the web Service had 2 of its 3 real
-    servers. Its first sync had run 230 s, from before the endpoints were ready; the
-    sync that would carry them was under way.
+    servers. Its first sync had run 230 s, from before a change queued during it; the
+    sync that would carry that change was under way.
     """
     from kindlab.lab.samples import SyncWatch
 
-    race = Path(__file__).parent.parent / "fixtures" / "captured" / "v1.34.4-ipvs-tcg-race"
+    race = CAPTURED.parent / "v1.34.4-ipvs-tcg-race"
     after = parse_prometheus((race / "metrics-after-run.out").read_text())
     family = {"ip_family": "IPv4"}
-    last = after.value("kubeproxy_sync_proxy_rules_last_timestamp_seconds", **family)
     count = after.value("kubeproxy_sync_proxy_rules_duration_seconds_count", **family)
     total = after.value("kubeproxy_sync_proxy_rules_duration_seconds_sum", **family)
-    assert (last, count) == (1795887061.657589, 1) and total is not None and total > 230
+    assert count == 1 and total is not None and total > 230
     # What the wait read when it stopped, from its own progress line.
     line = (race / "wait-progress.out").read_text()
     assert "last sync 1795887061.657589, last queued 1795886962.0494237, pending changes 0" in line
     last, waited = 1795887061.657589, 257.5
     since = last - waited
     at_the_time = _scrape(last, 1795886962.0494237, 0, 1, total)
-    ok, state = SyncWatch(since=since, lag=12.0).observe(at_the_time)
+    ok, state = SyncWatch(since=since, lag=30.0).observe(at_the_time, last + 1)
     assert not ok, state  # a change came in at 17:29:22, after that sync began at 17:27:11
     # and at the end of the run kube-proxy itself still had two changes pending
-    assert not SyncWatch(since=since, lag=12.0).observe(after)[0]
+    assert not SyncWatch(since=since, lag=30.0).observe(after, last + 100)[0]
