@@ -55,6 +55,9 @@ _PENDING = (
     "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
     "kubeproxy_sync_proxy_rules_service_changes_pending",
 )
+#: kube-proxy's default ``minSyncPeriod`` (kind does not change it): the longest a queued
+#: change waits before its sync starts, when no sync is running.
+MIN_SYNC_PERIOD = 1.0
 #: Longer than kube-proxy's informers take to see an API change (milliseconds natively;
 #: scaled under emulation, where everything, informers included, runs much slower).
 INFORMER_LAG = 5.0
@@ -75,17 +78,22 @@ class SyncWatch:
     let claim 7 look at ipvsadm while the web Service had 2 of its 3 real servers
     (2026-11-28, kept in tests/fixtures/captured/v1.34.4-ipvs-tcg-race/).
 
-    kube-proxy has programmed every change it heard of when nothing is pending and the
-    last *finished* sync *began* after the last change was queued. When it began is its
-    end minus its duration: exact for the first sync (count 1) or when the count rose
-    by one between two scrapes, else bounded by the histogram's smallest bucket that
-    holds every sync. And it has heard of what the API said at ``since`` once its
-    informers have had ``lag`` seconds. (Idle, kube-proxy may not sync again for an
-    hour: iptables mode's periodic sync is 1 h; so the watch cannot wait for a new one.)
+    kube-proxy has programmed every change it heard of when nothing is pending and
+    either the last *finished* sync *began* after the last change was queued (when it
+    began is its end minus its duration, exact for the first sync, count 1, or when
+    the count rose by one between two scrapes), or all has been quiet since a sync that
+    ended after it: every queued change makes kube-proxy's sync runner start a sync
+    after it, at most ``minSyncPeriod`` later, and that sync takes no longer than the
+    histogram's smallest bucket holding every sync so far; if none followed, the one
+    that ended last was it. (Idle, kube-proxy may not sync again for an hour: in
+    iptables mode the periodic sync is hourly; so the watch cannot wait for a new one.)
+    And it has heard of what the API said at ``since`` once its informers have had
+    ``lag`` seconds.
     """
 
     since: float
     lag: float = INFORMER_LAG
+    min_sync: float = MIN_SYNC_PERIOD
     _count: float | None = None
     _sum: float = 0.0
     _began: float | None = None
@@ -104,18 +112,23 @@ class SyncWatch:
         elif self._count is not None and count == self._count + 1:
             self._began = last - (total - self._sum)
         elif self._count is None or count != self._count:
-            longest = _longest_sync(metrics, count)
-            self._began = None if longest is None else last - longest
+            self._began = None  # several syncs since the last scrape, or a restart
         self._count, self._sum = count, total
+        longest = _longest_sync(metrics, count)
+        quiet = longest is not None and now - last >= longest + self.min_sync
         began = "unknown" if self._began is None else f"{self._began:.2f}"
         state = (
             f"last sync began {began} and ended {last:.2f}; last change queued "
             f"{'never' if queued is None else f'{queued:.2f}'}; pending changes {pending:g}"
         )
         heard = now >= self.since + self.lag
-        programmed = (
-            self._began is not None and pending == 0 and (queued is None or queued <= self._began)
+        programmed = pending == 0 and (
+            queued is None
+            or (self._began is not None and queued <= self._began)
+            or (queued <= last and quiet)
         )
+        if quiet:
+            state += "; quiet since"
         if programmed and not heard:
             state += f"; giving its informers until {self.since + self.lag:.2f}"
         return programmed and heard, state
@@ -148,7 +161,7 @@ def wait_proxy_synced(
         began = time.monotonic()
         limit = scaled(120) if timeout is None else timeout
         deadline = time.monotonic() + limit
-        watch = SyncWatch(since, scaled(INFORMER_LAG))
+        watch = SyncWatch(since, scaled(INFORMER_LAG), scaled(MIN_SYNC_PERIOD))
         while True:
             result = node.http_get("127.0.0.1", 10249, "/metrics")
             ok, state = (

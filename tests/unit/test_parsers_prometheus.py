@@ -125,12 +125,14 @@ def test_programmed_means_the_last_sync_began_after_the_last_change(
 def test_when_a_sync_began_comes_from_the_histogram() -> None:
     from kindlab.lab.samples import SyncWatch
 
-    # idle for long: every sync took under 0.128 s, so the last began after 97.87
-    idle = SyncWatch(since=100.0, lag=2.0)
-    assert idle.observe(_scrape(98.0, 97.5, 0, 7, 0.4, longest="0.128"), 103.0)[0]
-    assert not SyncWatch(since=100.0, lag=2.0).observe(
-        _scrape(98.0, 97.95, 0, 7, 0.4, longest="0.128"), 103.0
-    )[0]  # the change may have come in during that last sync
+    # Quiet since a sync that ended after the last change: every sync took under
+    # 0.128 s, and a change queued during the last one would have started another
+    # within minSyncPeriod (1 s); none did, so the last one took it.
+    idle = _scrape(98.0, 97.95, 0, 7, 0.4, longest="0.128")
+    assert SyncWatch(since=100.0, lag=2.0).observe(idle, 103.0)[0]
+    assert not SyncWatch(since=97.0, lag=0.5).observe(idle, 98.5)[0]  # not quiet long enough
+    slow = _scrape(98.0, 97.95, 0, 7, 40.0)  # a sync took longer than any bucket
+    assert not SyncWatch(since=100.0, lag=2.0).observe(slow, 103.0)[0]
     # a slow sync seen finishing between two scrapes: its start is exact
     watch = SyncWatch(since=100.0, lag=2.0)
     assert not watch.observe(_scrape(98.0, 101.0, 1, 3, 12.0), 101.5)[0]
