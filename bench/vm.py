@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -64,6 +65,10 @@ def stages(events: Path) -> list[tuple[str, float]]:
     return out
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def one_run(i: int, node_image: str, report: Path) -> float:
     argv = [
         sys.executable,
@@ -82,7 +87,21 @@ def one_run(i: int, node_image: str, report: Path) -> float:
         "no:cacheprovider",
     ]
     started = time.monotonic()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    # The child owns the guest: on Ctrl-C or SIGTERM it must stop qemu itself, and it
+    # needs its output pipe for that (killed first, this script left a guest behind).
+    child = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        stdout, _ = child.communicate()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)  # SIGINT may be ignored (a background job)
+        child.communicate()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    proc = subprocess.CompletedProcess(argv, child.returncode, stdout)
     took = time.monotonic() - started
     summary = [ln for ln in proc.stdout.splitlines() if " in " in ln and "=" in ln][-1:]
     print(f"run {i}: {took:.0f} s ({took / 60:.1f} min), exit {proc.returncode}: {summary}")
