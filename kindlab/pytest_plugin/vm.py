@@ -210,7 +210,7 @@ class IpvsVm:
         manager = self.config.stash.get(cluster_manager_key, None)
         if manager is None or not manager.clusters:
             return
-        if self.config.getoption("keep_clusters", False):
+        if manager.keep:
             self.say("keeping this run's clusters (--keep-clusters) while the guest runs")
             return
         self.say("the native checks are done: deleting their clusters before the guest starts")

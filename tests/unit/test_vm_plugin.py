@@ -139,8 +139,9 @@ def test_the_fakes_do_not_outlive_the_inner_session(
 
 
 class _Manager:
-    def __init__(self) -> None:
+    def __init__(self, keep: bool) -> None:
         self.clusters = {"iptables": object()}
+        self.keep = keep
         self.released = False
 
     def release_all(self) -> None:
@@ -149,20 +150,16 @@ class _Manager:
 
 
 class _Config:
-    def __init__(self, keep: bool) -> None:
+    def __init__(self) -> None:
         self.stash = pytest.Stash()
-        self.keep = keep
-
-    def getoption(self, name: str, default: object = None) -> object:
-        return self.keep if name == "keep_clusters" else default
 
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_the_native_clusters_go_before_the_guest_starts_unless_kept(keep: bool) -> None:
     from kindlab.pytest_plugin import vm as plugin_vm
 
-    config = _Config(keep)
-    manager = _Manager()
+    config = _Config()
+    manager = _Manager(keep)
     said: list[str] = []
     vm = plugin_vm.IpvsVm(config, said.append, lambda i, r: None, lambda: "img")  # type: ignore[arg-type]
     vm._release_host_clusters()  # no manager yet (an ipvs-only run): nothing to do
