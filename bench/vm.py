@@ -101,17 +101,16 @@ def one_run(i: int, node_image: str, report: Path) -> float:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    proc = subprocess.CompletedProcess(argv, child.returncode, stdout)
     took = time.monotonic() - started
-    summary = [ln for ln in proc.stdout.splitlines() if " in " in ln and "=" in ln][-1:]
-    print(f"run {i}: {took:.0f} s ({took / 60:.1f} min), exit {proc.returncode}: {summary}")
+    summary = [ln for ln in stdout.splitlines() if " in " in ln and "=" in ln][-1:]
+    print(f"run {i}: {took:.0f} s ({took / 60:.1f} min), exit {child.returncode}: {summary}")
     events = report.parent / "ipvs-vm" / "events.jsonl"
     if events.exists():
         for label, uptime in stages(events):
             where = f"{uptime:7.0f}s" if uptime == uptime else "        "
             print(f"    {where}  {label}")
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:])
+    if child.returncode != 0:
+        print(stdout[-3000:])
     return took
 
 
