@@ -206,8 +206,11 @@ class ClusterManager:
         run_id: str | None = None,
         state_dir: Path | None = None,
         progress: Progress = _quiet,
+        after_create: Callable[[Cluster], None] | None = None,
     ) -> None:
         self.kind = kind
+        #: run on each new cluster once its nodes are Ready (a guest's tuning)
+        self.after_create = after_create
         self.image = image
         self.keep = keep
         self.run_id = run_id or secrets.token_hex(3)
@@ -307,6 +310,8 @@ class ClusterManager:
             self._kind_create(name, cfg, kubeconfig)
             cluster = Cluster(state, kubeconfig, cfg)
             cluster.node_names = cluster.kube.wait_nodes_ready(timeout=scaled(300))
+            if self.after_create is not None:
+                self.after_create(cluster)
         except KeyboardInterrupt:
             # kindlab.drivers.proc has stopped kind by now: nothing is still creating the cluster.
             self.progress(f"interrupted: deleting cluster {name}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ from kindlab.drivers.clusters import Cluster, ClusterManager, ModeUnsupported, p
 from kindlab.drivers.kind import Kind, find_kind
 from kindlab.drivers.node import Node
 from kindlab.drivers.state import read_states
+from kindlab.drivers.vm import tuning
+from kindlab.drivers.vm.guest import TUNING_ENV
 from kindlab.errors import PreconditionError
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.samples import Samples, deploy_samples, wait_proxy_synced
@@ -48,6 +50,7 @@ def cluster_manager(
         keep=pytestconfig.getoption("keep_clusters"),
         run_id=run_id(pytestconfig),
         progress=progress,
+        after_create=_guest_tuning(),
     )
     # Each process holds its own state files' pids alive, so xdist workers of this
     # run never remove each other's clusters; the lock keeps two removals apart.
@@ -60,6 +63,17 @@ def cluster_manager(
         # Under xdist the controller deletes the run's clusters once every worker is done.
         if not os.environ.get("PYTEST_XDIST_WORKER"):
             manager.release_all()
+
+
+def _guest_tuning() -> Callable[[Cluster], None] | None:
+    """Inside a qemu guest under TCG, each new cluster is settled (vm/tuning.py)."""
+    if os.environ.get(TUNING_ENV) != "tcg":
+        return None
+
+    def settle(cluster: Cluster) -> None:
+        tuning.settle(cluster.kube)
+
+    return settle
 
 
 @pytest.hookimpl(trylast=True)
