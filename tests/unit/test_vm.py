@@ -299,6 +299,9 @@ def test_the_guest_config_trims_the_control_plane_and_keeps_the_rest() -> None:
     # what the lab's objects need stays on
     for needed in ("endpointslice", "daemonset", "deployment", "replicaset", "node-ipam"):
         assert not [c for c in wanted if c.startswith(f"-{needed}")], needed
+    # etcd's request limit is 5 s plus two election timeouts: 25 s in the guest
+    etcd = yaml.safe_load(patches[-2])["etcd"]["local"]["extraArgs"]
+    assert 5 + 2 * int(etcd["election-timeout"]) / 1000 >= 25
 
 
 def test_under_tcg_the_payload_replaces_the_kind_configs() -> None:

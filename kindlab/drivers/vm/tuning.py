@@ -50,6 +50,11 @@ TRIMMED_CONTROLLERS = (
 )
 
 
+#: etcd's raft timing in the guest (etcd's defaults: 1000 and 100 ms): a request may
+#: take 5 s + 2 x 10 s to apply before etcd gives up on it.
+ETCD_ELECTION_TIMEOUT_MS = 10000
+ETCD_HEARTBEAT_MS = 1000
+
 #: kubeadm's wait for a healthy control plane (kubeadm v1beta3; 4m0s by default).
 CONTROL_PLANE_TIMEOUT = "20m0s"
 
@@ -117,6 +122,15 @@ def trimmed_config(text: str) -> str:
         "controllerManager:\n"
         "  extraArgs:\n"
         f'    controllers: "{controllers_flag()}"\n'
+        "etcd:\n"
+        "  local:\n"
+        "    extraArgs:\n"
+        # etcd fails a request it has not applied within 5 s plus two election
+        # timeouts; under TCG that was "etcdserver: request timed out", fatal to
+        # kube-controller-manager's token client, which restarted (seen 2026-11-28).
+        # One member: the election timeout only sets that limit.
+        f'      election-timeout: "{ETCD_ELECTION_TIMEOUT_MS}"\n'
+        f'      heartbeat-interval: "{ETCD_HEARTBEAT_MS}"\n'
     )
     init = f"kind: InitConfiguration\npatches:\n  directory: {NODE_PATCHES}\n"
     doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), patch, init]
