@@ -355,18 +355,27 @@ def test_the_probe_patches_relax_only_probes_kubeadm_sets() -> None:
         assert container["livenessProbe"]["timeoutSeconds"] > 15  # kubeadm's
 
 
-def test_settle_gives_coredns_one_replica_and_a_patient_readiness_probe() -> None:
+def test_settle_gives_kube_proxy_a_cpu_request_and_coredns_one_patient_replica() -> None:
     from kindlab.drivers.vm import tuning
 
     applied: list[dict[str, object]] = []
+    waited: list[tuple[str, str]] = []
 
     class _Kube:
         def apply(self, docs: list[dict[str, object]]) -> None:
             applied.extend(docs)
 
+        def wait_daemonset_rolled_out(self, ns: str, name: str, timeout: float) -> None:
+            assert applied, "waited before applying"
+            waited.append((ns, name))
+
     tuning.settle(_Kube())  # type: ignore[arg-type]
-    (doc,) = applied
-    assert doc["metadata"] == {"name": "coredns", "namespace": "kube-system"}
+    proxy, dns = applied
+    assert dns["metadata"] == {"name": "coredns", "namespace": "kube-system"}
+    assert proxy["metadata"] == {"name": "kube-proxy", "namespace": "kube-system"}
+    assert waited == [("kube-system", "kube-proxy")]
+    (kp,) = tuning.KUBE_PROXY_SETTLED["spec"]["template"]["spec"]["containers"]
+    assert kp["resources"]["requests"]["cpu"] == tuning.KUBE_PROXY_CPU_REQUEST
     spec = tuning.COREDNS_SETTLED["spec"]
     assert spec["replicas"] == 1
     (container,) = spec["template"]["spec"]["containers"]
