@@ -46,13 +46,21 @@ def existing_cluster(pytestconfig: pytest.Config) -> Iterator[ExistingCluster]:
             progress=lambda m: say(pytestconfig, m),
         )
     with _sigterm_as_interrupt():
+        opened = False
         try:
             with one_line_errors():
                 cluster.open(timeout=scaled(180))
+            opened = True
             yield cluster
         finally:
-            # Under xdist each worker removes its own debug pods; the controller the rest.
-            cluster.close(whole_run=worker is None)
+            try:
+                # Under xdist each worker removes its own debug pods; the controller the rest.
+                cluster.close(whole_run=worker is None)
+            except Exception as exc:
+                if opened:
+                    raise
+                # The reason it did not open matters more; this one is said, not raised.
+                say(pytestconfig, f"could not remove this run's namespaces: {exc}")
 
 
 def existing_for(request: pytest.FixtureRequest, mode: str) -> ExistingCluster:
