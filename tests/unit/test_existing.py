@@ -120,28 +120,20 @@ def test_kubectl_line_leaves_out_what_was_not_given() -> None:
 
 # -- the exec API's status channel --------------------------------------------------------
 
-# As the API server sends them on channel 3 (kube-apiserver v1.34.4, kindlab's node image).
-SUCCESS = '{"metadata":{},"status":"Success"}'
-EXIT_3 = (
-    '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: '
-    'error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode",'
-    '"details":{"causes":[{"reason":"ExitCode","message":"3"}]}}'
-)
-NOT_FOUND = (
-    '{"metadata":{},"status":"Failure","message":"Internal error occurred: error executing '
-    "command in container: failed to exec in container: failed to start exec: OCI runtime "
-    'exec failed: exec failed: unable to start container process: exec: \\"nsenter\\": '
-    'executable file not found in $PATH: unknown","reason":"InternalError",'
-    '"details":{"causes":[{"message":"error executing command in container"}]},"code":500}'
-)
+# As the API server sent them on channel 3 (kube-apiserver v1.34.4; see the README there).
+STATUS = CAPTURED / "v1.34.4-exec-status"
 
 
 @pytest.mark.parametrize(
     ("status", "code", "says"),
     [
-        (SUCCESS, 0, ""),
-        (EXIT_3, 3, ""),
-        (NOT_FOUND, 127, 'exec: "nsenter": executable file not found'),
+        ((STATUS / "success.json").read_text(), 0, ""),
+        ((STATUS / "exit-3.json").read_text(), 3, ""),
+        (
+            (STATUS / "not-found.json").read_text(),
+            127,
+            'exec: "nosuchtool": executable file not found',
+        ),
         ("", 127, "without an exit status"),
         ("not json", 127, "not json"),
     ],
@@ -154,7 +146,7 @@ def test_exit_status_of_an_exec(status: str, code: int, says: str) -> None:
 
 
 def test_a_program_the_debug_image_lacks_is_a_missing_tool() -> None:
-    code, message = exec_status(NOT_FOUND)
+    code, message = exec_status((STATUS / "not-found.json").read_text())
     result = ExecResult("n", ("nsenter",), code, "", message, 0.1, via=("kubectl",))
     assert result.tool_missing
 
