@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import pytest
 
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
 from kindlab.lab import probes
 from kindlab.lab.expectations import expect
 from kindlab.lab.report import Finding
@@ -50,7 +50,7 @@ def walk_from(
 
 @pytest.mark.claim("ping-clusterip")
 def test_clusterip_gets_no_echo_reply_while_its_port_answers(
-    node: Node, samples: Samples, finding: Finding
+    node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     web = samples.web
     port = web.port("http").port
@@ -77,7 +77,7 @@ def test_clusterip_gets_no_echo_reply_while_its_port_answers(
 
 @pytest.mark.claim("iptables-rules")
 def test_kube_services_matches_only_the_service_port_and_nothing_translates_icmp(
-    node: Node, samples: Samples, finding: Finding
+    node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     web = samples.web
     port = web.port("http").port
@@ -125,7 +125,9 @@ def test_kube_services_matches_only_the_service_port_and_nothing_translates_icmp
 
 
 @pytest.mark.claim("iptables-probabilities")
-def test_each_endpoint_gets_an_even_share(node: Node, samples: Samples, finding: Finding) -> None:
+def test_each_endpoint_gets_an_even_share(
+    node: NodeBase, samples: Samples, finding: Finding
+) -> None:
     web = samples.web
     port = web.port("http").port
     n = len(web.ready_ips)
@@ -166,7 +168,7 @@ def test_each_endpoint_gets_an_even_share(node: Node, samples: Samples, finding:
 
 
 @contextlib.contextmanager
-def temporary_rule(node: Node, table: str, chain: str, spec: list[str]) -> Iterator[None]:
+def temporary_rule(node: NodeBase, table: str, chain: str, spec: list[str]) -> Iterator[None]:
     """Insert a rule at the top of a chain, and always delete it again."""
     node.iptables("-t", table, "-I", chain, "1", *spec)
     try:
@@ -183,7 +185,7 @@ def _counted(nat: Table, chain: str, comment: str) -> int:
 
 @pytest.mark.claim("iptables-why")
 def test_a_ping_from_the_node_takes_output_and_nobody_owns_the_clusterip(
-    node: Node, samples: Samples, finding: Finding
+    node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     web = samples.web
     ip = web.cluster_ip

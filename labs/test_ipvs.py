@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from kindlab.drivers.clusters import Cluster
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
+from kindlab.drivers.target import LabCluster
 from kindlab.lab import probes
 from kindlab.lab.expectations import Version, expect
 from kindlab.lab.report import Finding
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.ipvs
 
 @pytest.mark.claim("ipvs-interface")
 def test_every_clusterip_sits_on_kube_ipvs0_and_ipvsadm_lists_the_pods(
-    cluster: Cluster, node: Node, samples: Samples, finding: Finding
+    cluster: LabCluster, node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     web = samples.web
     port = web.port("http").port
@@ -51,7 +51,7 @@ def test_every_clusterip_sits_on_kube_ipvs0_and_ipvsadm_lists_the_pods(
 
 @pytest.mark.claim("ipvs-ping")
 def test_clusterip_answers_ping_only_before_1_26(
-    node: Node, samples: Samples, finding: Finding
+    node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     web = samples.web
     expectation = expect("ping-clusterip", "ipvs", finding.kubernetes_version)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
 from kindlab.lab import probes
 from kindlab.lab.expectations import expect
 from kindlab.lab.report import Finding
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.nftables
 
 @pytest.mark.claim("nftables-table")
 def test_kube_proxy_table_maps_the_clusterip_tcp_works_and_ping_is_rejected(
-    node: Node, samples: Samples, finding: Finding
+    node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     web = samples.web
     port = web.port("http").port

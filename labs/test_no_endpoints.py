@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
 from kindlab.lab import probes
 from kindlab.lab.report import Finding
 from kindlab.lab.samples import Samples
@@ -15,7 +15,7 @@ from kindlab.parsers.nft import kube_proxy_table, no_endpoint_reject
 from kindlab.pytest_plugin.markers import each_mode
 
 
-def _rejecting_rule(mode: str, node: Node, ip: str, port: int) -> str | None:
+def _rejecting_rule(mode: str, node: NodeBase, ip: str, port: int) -> str | None:
     """The rule (or element) that turns the connection away, as the node prints it."""
     if mode == "iptables":
         rules = reject_rules(probes.iptables(node, "filter").table("filter"), ip)
@@ -32,7 +32,7 @@ def _rejecting_rule(mode: str, node: Node, ip: str, port: int) -> str | None:
 @each_mode()
 @pytest.mark.claim("no-endpoints")
 def test_service_without_endpoints_refuses_tcp(
-    mode: str, node: Node, samples: Samples, finding: Finding
+    mode: str, node: NodeBase, samples: Samples, finding: Finding
 ) -> None:
     empty = samples.empty
     port = empty.port("http").port

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from kindlab.drivers.clusters import Cluster
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
+from kindlab.drivers.target import LabCluster
 from kindlab.lab import probes
 from kindlab.lab.report import Finding
 from kindlab.lab.samples import Samples
@@ -18,7 +18,7 @@ from kindlab.pytest_plugin.markers import each_mode
 @each_mode()
 @pytest.mark.claim("proxy-mode")
 def test_kube_proxy_reports_the_mode_the_cluster_was_created_with(
-    mode: str, node: Node, finding: Finding
+    mode: str, node: NodeBase, finding: Finding
 ) -> None:
     finding.expected = f"127.0.0.1:10249/proxyMode answers {mode!r} (clusters/{mode}.yaml)"
     answer = probes.proxy_mode(node)
@@ -31,9 +31,9 @@ def test_kube_proxy_reports_the_mode_the_cluster_was_created_with(
 @each_mode()
 @pytest.mark.claim("service-range")
 def test_cluster_ips_come_from_the_service_range(
-    mode: str, cluster: Cluster, samples: Samples, finding: Finding
+    mode: str, cluster: LabCluster, samples: Samples, finding: Finding
 ) -> None:
-    service_range = ipaddress.ip_network(cluster.config.service_subnet)
+    service_range = ipaddress.ip_network(cluster.service_subnet)
     first = str(service_range[1])
     finding.expected = f"every ClusterIP in {service_range}; default/kubernetes is {first}"
     ips = cluster.kube.cluster_ips()

@@ -100,6 +100,10 @@ class Cluster:
             self._kube = Kube(self.kubeconfig)
         return self._kube
 
+    @property
+    def service_subnet(self) -> str:
+        return self.config.service_subnet
+
     def node(self, name: str | None = None, *, recorder: Recorder | None = None) -> Node:
         return Node(name or self.control_plane, recorder=recorder)
 

@@ -1,7 +1,8 @@
-"""The Kubernetes API driver: apply manifests, wait for endpoints, read Services.
+"""The Kubernetes API driver: apply manifests, wait for endpoints, read Services, exec.
 
-Talks to one cluster through its own kubeconfig file (never ``~/.kube/config``),
-with the official ``kubernetes`` client. Apply is server-side apply with
+Talks to one cluster through a kubeconfig file named by the caller (a cluster kindlab
+created has its own; ``--kubeconfig`` names an existing one; never ``~/.kube/config``
+by default), with the official ``kubernetes`` client. Apply is server-side apply with
 kindlab's field manager, so re-running a lab on a kept cluster is idempotent.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,36 @@ def endpoints_from_slices(slice_list: dict[str, Any]) -> Iterator[Endpoint]:
                 yield Endpoint(ip=ip, ready=ready, node=ep.get("nodeName"), pod=pod)
 
 
+#: The exec API's channels (``kubernetes.stream.ws_client``).
+STDOUT_CHANNEL = 1
+STDERR_CHANNEL = 2
+#: The exit status given to a command the container runtime could not start (a shell's).
+NOT_STARTED_EXIT = 127
+
+
+def exec_status(text: str) -> tuple[int, str]:
+    """The exit code in the exec API's status channel, and any message that is not one.
+
+    The API server ends every exec with a ``Status`` on channel 3: ``Success``, or a
+    ``Failure`` whose ``NonZeroExitCode`` cause carries the code. Any other failure
+    (the program does not exist in the image, the container is gone) is a command
+    that never ran: exit 127 with the API's message, as a shell would say it.
+    """
+    if not text.strip():
+        return NOT_STARTED_EXIT, "the exec API ended without an exit status"
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return NOT_STARTED_EXIT, text.strip()
+    if status.get("status") == "Success":
+        return 0, ""
+    if status.get("reason") == "NonZeroExitCode":
+        for cause in (status.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == "ExitCode":
+                return int(cause["message"]), ""
+    return NOT_STARTED_EXIT, str(status.get("message") or text.strip())
+
+
 def load_manifests(path: Path) -> list[dict[str, Any]]:
     """All documents of a YAML file (or of every *.yaml in a directory), in order."""
     files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
@@ -99,15 +130,22 @@ def load_manifests(path: Path) -> list[dict[str, Any]]:
 class Kube:
     """One cluster's API, reached through ``kubeconfig``."""
 
-    def __init__(self, kubeconfig: Path, *, progress: Progress = _quiet) -> None:
+    def __init__(
+        self, kubeconfig: Path, *, context: str | None = None, progress: Progress = _quiet
+    ) -> None:
         from kubernetes import client, config
 
         self.kubeconfig = kubeconfig
+        self.context = context
         self.progress = progress
         # The client's models mark every field optional; the API fills them, so
         # the handles are typed loosely rather than asserting on each access.
         new_client: Any = config.new_client_from_config
-        self.api_client: Any = new_client(config_file=str(kubeconfig))
+        try:
+            self.api_client: Any = new_client(config_file=str(kubeconfig), context=context)
+        except (OSError, config.ConfigException) as exc:
+            where = f"{kubeconfig}" + (f" (context {context})" if context else "")
+            raise PreconditionError(f"kubeconfig {where}: {exc}") from exc
         self.core: Any = client.CoreV1Api(self.api_client)
         self.apps: Any = client.AppsV1Api(self.api_client)
         self.discovery: Any = client.DiscoveryV1Api(self.api_client)
@@ -218,6 +256,69 @@ class Kube:
                 out[f"{svc.metadata.namespace}/{svc.metadata.name}"] = ip
         return out
 
+    def namespaces(self, label_selector: str) -> list[Any]:
+        """The namespaces that carry ``label_selector`` (API objects)."""
+        return list(self.core.list_namespace(label_selector=label_selector).items)
+
+    def node_images(self) -> dict[str, list[str]]:
+        """Per node, the names of the images its kubelet reports (``status.images``)."""
+        return {
+            n.metadata.name: [name for image in n.status.images or [] for name in image.names or []]
+            for n in self.core.list_node().items
+        }
+
+    # -- running a command in a pod --------------------------------------------
+
+    def exec(
+        self, namespace: str, pod: str, argv: Sequence[str], *, timeout: float
+    ) -> tuple[int | None, str, str]:
+        """Run ``argv`` in the pod's container through the exec API (what ``kubectl exec``
+        uses): ``(exit code, stdout, stderr)``; the exit code is None when ``timeout``
+        seconds passed first (the connection is closed; see the caller's in-pod limit).
+        """
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+        from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+        try:
+            # Not preloaded: the preloading call turns a Ctrl-C into an ApiException.
+            ws: Any = stream(
+                self.core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=list(argv),
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            # Connecting still wraps everything, a Ctrl-C too: give it back as it was.
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise exc.__context__ from None
+            raise
+        out: list[str] = []
+        err: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while ws.is_open():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None, "".join(out), "".join(err)
+                ws.update(timeout=min(left, 1.0))
+                out.append(ws.read_channel(STDOUT_CHANNEL, timeout=0) if ws.peek_stdout() else "")
+                err.append(ws.read_channel(STDERR_CHANNEL, timeout=0) if ws.peek_stderr() else "")
+            out.append(ws.read_channel(STDOUT_CHANNEL, timeout=0) if ws.peek_stdout() else "")
+            err.append(ws.read_channel(STDERR_CHANNEL, timeout=0) if ws.peek_stderr() else "")
+            status = ws.read_channel(ERROR_CHANNEL, timeout=0)
+        finally:
+            ws.close()
+        code, message = exec_status(status)
+        if message:
+            err.append(message if message.endswith("\n") else message + "\n")
+        return code, "".join(out), "".join(err)
+
     # -- writing -------------------------------------------------------------
 
     def apply(self, docs: Iterable[dict[str, Any]], *, namespace: str | None = None) -> None:
@@ -255,7 +356,8 @@ class Kube:
         except ApiException as exc:
             if exc.status == 404:
                 return
-            raise
+            if exc.status != 409:  # 409: already being deleted; wait for it all the same
+                raise
         if not wait:
             return
 

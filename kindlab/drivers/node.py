@@ -1,8 +1,11 @@
-"""Run commands in a node container: ``docker exec --privileged NODE argv…``.
+"""Run commands in a node: ``docker exec --privileged NODE argv…``, or another way in.
 
-A node is something you run a command on. :class:`Node` talks to the Docker
-engine through the docker SDK; every command is an argv list, never a shell
-string, and every run is handed to an optional recorder so that the evidence
+A node is something you run a command on. :class:`NodeBase` is what the probes and
+the labs use: ``run`` and the helpers built on it. :class:`Node` talks to the Docker
+engine through the docker SDK (a kind node container); a node of an existing cluster,
+reached through a debug pod and the Kubernetes exec API, is
+:class:`kindlab.drivers.debugpod.PodNode`. Every command is an argv list, never a
+shell string, and every run is handed to an optional recorder so that the evidence
 of a test (commands and outputs) can be attached to its report.
 
 Running and parsing are separate: the helpers below return
@@ -21,6 +24,8 @@ from kindlab.errors import CommandError, PreconditionError
 
 #: Exit status of coreutils ``timeout`` when the command ran out of time.
 _TIMEOUT_EXIT = 124
+#: Exit statuses of a command that ``timeout`` ended (SIGTERM, then SIGKILL).
+TIMED_OUT_EXITS = (_TIMEOUT_EXIT, 128 + 9)
 #: Exit status for "command not found", from a shell, ``timeout`` or runc.
 _NOT_FOUND_EXIT = 127
 
@@ -40,15 +45,22 @@ class ExecResult:
     stderr: str
     duration: float
     timed_out: bool = False
+    via: tuple[str, ...] = ()
+    """The command line that reaches the node, before ``argv``; empty for ``docker exec``."""
 
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
 
     @property
+    def launcher(self) -> list[str]:
+        """What runs ``argv`` in the node: ``docker exec --privileged NODE`` unless ``via``."""
+        return list(self.via) or ["docker", "exec", "--privileged", self.node]
+
+    @property
     def command_line(self) -> str:
         """The command as a line you could paste into a shell on the host."""
-        return shlex.join(["docker", "exec", "--privileged", self.node, *self.argv])
+        return shlex.join([*self.launcher, *self.argv])
 
     @property
     def output(self) -> str:
@@ -61,7 +73,7 @@ class ExecResult:
     def error(self) -> CommandError:
         cls = ToolMissingError if self.tool_missing else CommandError
         return cls(
-            ["docker", "exec", "--privileged", self.node, *self.argv],
+            [*self.launcher, *self.argv],
             None if self.timed_out else self.exit_code,
             self.stdout,
             self.stderr,
@@ -88,34 +100,16 @@ class ExecResult:
 Recorder = Callable[[ExecResult], None]
 
 
-class Node:
-    """A kind node container (or any running container) to run commands in.
+class NodeBase:
+    """A node to run commands in, however it is reached; the probes' one interface.
 
-    ``Node("kl-iptables-control-plane").run(["ip", "-j", "addr"])`` is
-    ``docker exec --privileged kl-iptables-control-plane ip -j addr``.
+    Subclasses give :meth:`run`; the helpers below are built on it and return raw
+    results (parse them with :mod:`kindlab.parsers`).
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        client: Any = None,
-        recorder: Recorder | None = None,
-        default_timeout: float = 30.0,
-    ) -> None:
-        self.name = name
-        self._client = client
-        self.recorder = recorder
-        self.default_timeout = default_timeout
-
-    def __repr__(self) -> str:
-        return f"Node({self.name!r})"
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = docker_client()
-        return self._client
+    name: str
+    recorder: Recorder | None
+    default_timeout: float
 
     def run(
         self,
@@ -124,37 +118,22 @@ class Node:
         timeout: float | None = None,
         check: bool = False,
     ) -> ExecResult:
-        """Run ``argv`` in the node with root privileges and return what happened.
+        """Run ``argv`` in the node with root privileges and return what happened."""
+        raise NotImplementedError
 
-        The command is wrapped in coreutils ``timeout`` inside the node: a
-        hung command is killed there, not merely abandoned by the client.
-        """
+    def _wrapped(self, argv: Sequence[str], timeout: float | None) -> list[str]:
+        """``argv`` under coreutils ``timeout`` in the node: a hung command is killed
+        there, not merely abandoned by the client."""
         if not argv or any(not isinstance(a, str) for a in argv):
             raise TypeError(f"argv must be a non-empty list of strings, got {argv!r}")
         limit = self.default_timeout if timeout is None else timeout
-        wrapped = ["timeout", "--kill-after=2", f"{limit:g}", *argv]
-        api = self.client.api
-        started = time.monotonic()
-        try:
-            exec_id = api.exec_create(self.name, wrapped, privileged=True, stdout=True, stderr=True)
-            out, err = api.exec_start(exec_id, demux=True)
-            code = api.exec_inspect(exec_id)["ExitCode"]
-        except Exception as exc:  # docker.errors.* and transport errors alike
-            raise _engine_error(self.name, exc) from exc
-        result = ExecResult(
-            node=self.name,
-            argv=tuple(argv),
-            exit_code=int(code if code is not None else -1),
-            stdout=_text(out),
-            stderr=_text(err),
-            duration=time.monotonic() - started,
-            timed_out=code in (_TIMEOUT_EXIT, 128 + 9),
-        )
+        return ["timeout", "--kill-after=2", f"{limit:g}", *argv]
+
+    def _finish(self, result: ExecResult, check: bool) -> ExecResult:
+        """Hand a result to the recorder; raise it as an error with ``check``."""
         if self.recorder is not None:
             self.recorder(result)
         return result.check() if check else result
-
-    # The helpers below return raw results; parse them with kindlab.parsers.
 
     def ping(self, dst: str, *, count: int = 3, wait: float = 1.0) -> ExecResult:
         """``ping -n -c COUNT -W WAIT DST``. Never raises on a lost reply."""
@@ -206,6 +185,68 @@ class Node:
     def proxy_mode(self) -> ExecResult:
         """kube-proxy's own answer: ``curl 127.0.0.1:10249/proxyMode``."""
         return self.http_get("127.0.0.1", 10249, "/proxyMode")
+
+
+class Node(NodeBase):
+    """A kind node container (or any running container) to run commands in.
+
+    ``Node("kl-iptables-control-plane").run(["ip", "-j", "addr"])`` is
+    ``docker exec --privileged kl-iptables-control-plane ip -j addr``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        client: Any = None,
+        recorder: Recorder | None = None,
+        default_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self.recorder = recorder
+        self.default_timeout = default_timeout
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r})"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> ExecResult:
+        """Run ``argv`` in the node with root privileges and return what happened.
+
+        The command is wrapped in coreutils ``timeout`` inside the node: a
+        hung command is killed there, not merely abandoned by the client.
+        """
+        wrapped = self._wrapped(argv, timeout)
+        api = self.client.api
+        started = time.monotonic()
+        try:
+            exec_id = api.exec_create(self.name, wrapped, privileged=True, stdout=True, stderr=True)
+            out, err = api.exec_start(exec_id, demux=True)
+            code = api.exec_inspect(exec_id)["ExitCode"]
+        except Exception as exc:  # docker.errors.* and transport errors alike
+            raise _engine_error(self.name, exc) from exc
+        result = ExecResult(
+            node=self.name,
+            argv=tuple(argv),
+            exit_code=int(code if code is not None else -1),
+            stdout=_text(out),
+            stderr=_text(err),
+            duration=time.monotonic() - started,
+            timed_out=code in TIMED_OUT_EXITS,
+        )
+        return self._finish(result, check)
 
 
 def docker_client() -> Any:

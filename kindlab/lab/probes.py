@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kindlab.drivers.node import ExecResult, Node
+from kindlab.drivers.node import ExecResult, NodeBase
 from kindlab.parsers.ipaddr import AddrList, parse_ip_addr_json
 from kindlab.parsers.iptables import IptablesDump, parse_iptables_save
 from kindlab.parsers.ipvsadm import IpvsTable, parse_ipvsadm
@@ -17,7 +17,7 @@ from kindlab.parsers.ping import PingResult, parse_ping
 from kindlab.parsers.route import RouteGet, parse_route_get
 
 
-def ping(node: Node, ip: str, *, count: int = 3, wait: float = 1.0) -> PingResult:
+def ping(node: NodeBase, ip: str, *, count: int = 3, wait: float = 1.0) -> PingResult:
     return parse_ping(node.ping(ip, count=count, wait=wait).output)
 
 
@@ -34,19 +34,19 @@ def summarize_ping(result: PingResult) -> str:
     return text
 
 
-def iptables(node: Node, table: str | None = None, *, counters: bool = False) -> IptablesDump:
+def iptables(node: NodeBase, table: str | None = None, *, counters: bool = False) -> IptablesDump:
     return parse_iptables_save(node.iptables_save(table, counters=counters).stdout)
 
 
-def nft(node: Node) -> NftRuleset:
+def nft(node: NodeBase) -> NftRuleset:
     return parse_nft_json(node.nft_ruleset(json=True).stdout)
 
 
-def ipvs(node: Node) -> IpvsTable:
+def ipvs(node: NodeBase) -> IpvsTable:
     return parse_ipvsadm(node.ipvsadm().check().stdout)
 
 
-def addresses(node: Node) -> AddrList:
+def addresses(node: NodeBase) -> AddrList:
     return parse_ip_addr_json(node.ip_addr().check().stdout)
 
 
@@ -60,13 +60,13 @@ class LocalView:
     """Every address of the node (for ``-m addrtype --dst-type LOCAL``)."""
 
 
-def local_view(node: Node) -> LocalView:
+def local_view(node: NodeBase) -> LocalView:
     addrs = addresses(node)
     local = tuple(a.local for _, a in addrs.addresses())
     return LocalView(addrs.link("eth0").inet()[0].local, local)
 
 
-def route(node: Node, ip: str) -> RouteGet:
+def route(node: NodeBase, ip: str) -> RouteGet:
     return parse_route_get(node.ip_route_get(ip).output)
 
 
@@ -80,7 +80,7 @@ def summarize_route(route: RouteGet) -> str:
     return line if route.reachable else f"no route: {line}"
 
 
-def proxy_mode(node: Node) -> str:
+def proxy_mode(node: NodeBase) -> str:
     """What kube-proxy says at 127.0.0.1:10249/proxyMode."""
     return node.proxy_mode().check().stdout.strip()
 
@@ -99,13 +99,13 @@ class TcpAnswer:
         return "refused" in self.error.lower()
 
 
-def http(node: Node, ip: str, port: int, path: str = "/hostname") -> TcpAnswer:
+def http(node: NodeBase, ip: str, port: int, path: str = "/hostname") -> TcpAnswer:
     """``curl http://IP:PORT/PATH`` from the node; agnhost's /hostname names the pod."""
     result = node.http_get(ip, port, path)
     return TcpAnswer(result.ok, result.stdout.strip(), result.stderr.strip(), result)
 
 
-def tcp_connect(node: Node, ip: str, port: int) -> TcpAnswer:
+def tcp_connect(node: NodeBase, ip: str, port: int) -> TcpAnswer:
     """A bare TCP connect from the node: refused, connected, or timed out."""
     result = node.tcp_connect(ip, port)
     return TcpAnswer(result.ok, "", result.stderr.strip(), result)

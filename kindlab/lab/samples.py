@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from kindlab.drivers.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
 from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
 from kindlab.timing import scaled
@@ -34,12 +34,14 @@ def deploy_samples(
     *,
     manifests: Path | None = None,
     namespace: str = NAMESPACE,
+    labels: Mapping[str, str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
     timeout: float | None = None,
 ) -> Samples:
-    """Apply the sample manifests into ``namespace`` and wait for the endpoints."""
+    """Apply the sample manifests into ``namespace`` (with ``labels``) and wait for the
+    endpoints."""
     docs = load_manifests(manifests or manifests_dir())
-    kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab"})
+    kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab", **(labels or {})})
     kube.apply(docs, namespace=namespace)
     progress(f"waiting for {WEB_REPLICAS} ready endpoints of {namespace}/web")
     wait = scaled(240) if timeout is None else timeout
@@ -147,7 +149,7 @@ def _longest_sync(metrics: Metrics, count: float) -> float | None:
 
 
 def wait_proxy_synced(
-    nodes: Iterable[Node], *, since: float, timeout: float | None = None
+    nodes: Iterable[NodeBase], *, since: float, timeout: float | None = None
 ) -> list[str]:
     """Wait until kube-proxy on every node has programmed what the API said at ``since``.
 

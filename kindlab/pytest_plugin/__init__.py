@@ -14,6 +14,7 @@ another only downwards in this list, so there is no cycle:
 - :mod:`.report`: the ``finding`` fixture; a row per claim check; the report file
 - :mod:`.image`: the kind binary and the node image of the session
 - :mod:`.vm`: ipvs checks in a qemu guest, whose reports become the host's own
+- :mod:`.existing`: ``--kubeconfig``, an existing cluster reached through debug pods
 - :mod:`.clusters`: a cluster per mode, and the ``cluster``, ``node``, ``samples``
   fixtures
 """
@@ -26,5 +27,6 @@ pytest_plugins = [
     "kindlab.pytest_plugin.report",
     "kindlab.pytest_plugin.image",
     "kindlab.pytest_plugin.vm",
+    "kindlab.pytest_plugin.existing",
     "kindlab.pytest_plugin.clusters",
 ]

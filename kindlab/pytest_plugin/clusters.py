@@ -17,16 +17,19 @@ import pytest
 from filelock import FileLock
 
 from kindlab.drivers.clusters import Cluster, ClusterManager, ModeUnsupported, preflight
+from kindlab.drivers.debugpod import run_labels
 from kindlab.drivers.kind import Kind, find_kind
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import NodeBase
 from kindlab.drivers.state import read_states
+from kindlab.drivers.target import LabCluster
 from kindlab.drivers.vm import tuning
 from kindlab.drivers.vm.guest import TUNING_ENV
 from kindlab.errors import PreconditionError
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.samples import Samples, deploy_samples, wait_proxy_synced
+from kindlab.pytest_plugin.existing import existing_for
 from kindlab.pytest_plugin.markers import mode_of
-from kindlab.pytest_plugin.options import versions_key
+from kindlab.pytest_plugin.options import existing_kubeconfig, versions_key
 from kindlab.pytest_plugin.output import one_line_errors, say
 from kindlab.pytest_plugin.vm import cluster_manager_key, ipvs_vm
 from kindlab.pytest_plugin.xdist import is_controller, lock_dir, run_id
@@ -145,9 +148,14 @@ def _version_lacks(config: pytest.Config, mode: str) -> str | None:
 
 
 @pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> Cluster:
-    """The cluster of the proxy mode this test is marked with (``@pytest.mark.iptables``…)."""
+def cluster(request: pytest.FixtureRequest) -> LabCluster:
+    """The cluster of the proxy mode this test is marked with (``@pytest.mark.iptables``…).
+
+    With ``--kubeconfig``: that cluster, for checks of the mode its kube-proxy runs.
+    """
     mode = mode_of(request.node)
+    if existing_kubeconfig(request.config):
+        return existing_for(request, mode)
     skip = _version_lacks(request.config, mode)
     if skip:
         pytest.skip(skip)
@@ -169,17 +177,21 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
 
 
 @pytest.fixture
-def node(cluster: Cluster, evidence: Evidence) -> Node:
+def node(cluster: LabCluster, evidence: Evidence) -> NodeBase:
     """The cluster's control-plane node; every command run in it is recorded as evidence."""
     return cluster.node(recorder=evidence.record)
 
 
 @pytest.fixture
-def samples(cluster: Cluster, pytestconfig: pytest.Config) -> Samples:
+def samples(cluster: LabCluster, pytestconfig: pytest.Config) -> Samples:
     """The sample Services (labs/manifests), deployed once per cluster, endpoints ready."""
     deployed = pytestconfig.stash.setdefault(_samples_key, {})
     if cluster.name not in deployed:
-        samples = deploy_samples(cluster.kube, progress=lambda m: say(pytestconfig, m))
+        samples = deploy_samples(
+            cluster.kube,
+            labels=run_labels(run_id(pytestconfig)),
+            progress=lambda m: say(pytestconfig, m),
+        )
         say(pytestconfig, "waiting for kube-proxy to program them")
         nodes = [cluster.node(n) for n in cluster.node_names]
         for state in wait_proxy_synced(nodes, since=time.time()):

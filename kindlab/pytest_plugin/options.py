@@ -46,6 +46,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "removes them)",
     )
     group.addoption(
+        "--kubeconfig",
+        default=None,
+        metavar="PATH",
+        help="run the lab against the existing cluster of this kubeconfig instead of creating "
+        "kind clusters: its proxy mode is what each node's kube-proxy says at /proxyMode "
+        "(checks of other modes do not run), its nodes are reached through debug pods",
+    )
+    group.addoption(
+        "--context",
+        default=None,
+        metavar="NAME",
+        help="with --kubeconfig: the context to use (default: the kubeconfig's current one)",
+    )
+    group.addoption(
+        "--debug-image",
+        default=None,
+        metavar="IMAGE",
+        help="with --kubeconfig: the image of the debug pods that reach the nodes (needs "
+        "nsenter and sleep; default: one of kindlab's images that every node already has)",
+    )
+    group.addoption(
         "--kindlab-report",
         default=None,
         metavar="PATH",
@@ -55,6 +76,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[versions_key] = kubernetes_versions(config.getoption("kubernetes_version"))
+    if not config.getoption("kubeconfig"):
+        for option in ("context", "debug_image"):
+            if config.getoption(option):
+                flag = "--" + option.replace("_", "-")
+                raise pytest.UsageError(f"{flag} goes with --kubeconfig (an existing cluster)")
+
+
+def existing_kubeconfig(config: pytest.Config) -> str | None:
+    """``--kubeconfig``: the lab runs against that cluster and creates none."""
+    value = config.getoption("kubeconfig")
+    return str(value) if value else None
 
 
 def kubernetes_versions(option: str | None) -> tuple[str, ...]:
@@ -87,6 +119,10 @@ def single_version(config: pytest.Config) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    kubeconfig = existing_kubeconfig(config)
+    if kubeconfig:
+        context = config.getoption("context") or "its current context"
+        return [f"kindlab: existing cluster {kubeconfig} ({context}); nodes via debug pods"]
     image = config.getoption("node_image") or "kindlab offline image (built on first use)"
     keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
     return [f"kindlab: node image {image}; clusters {keep}"]

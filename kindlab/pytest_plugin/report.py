@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from kindlab.drivers.clusters import Cluster
+from kindlab.drivers.target import LabCluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
 from kindlab.pytest_plugin.markers import modes_of
-from kindlab.pytest_plugin.options import versions_key
+from kindlab.pytest_plugin.options import existing_kubeconfig, versions_key
 from kindlab.pytest_plugin.output import say
 from kindlab.pytest_plugin.xdist import is_worker
 from kindlab.versions import choose
@@ -63,7 +63,7 @@ def entry_for(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
 def _requested_version(config: pytest.Config) -> str:
     """The version a check that did not run would have run on ("n/a" when unknown)."""
     wanted = config.stash.get(versions_key, ())
-    if config.getoption("node_image") or len(wanted) != 1:
+    if config.getoption("node_image") or existing_kubeconfig(config) or len(wanted) != 1:
         return "n/a"
     return choose(wanted[0]).patch
 
@@ -99,8 +99,10 @@ class ReportCollector:
         target = self.config.getoption("kindlab_report")
         if is_worker(self.config) or not target or not self.entries:
             return
+        kubeconfig = existing_kubeconfig(self.config)
+        image = self.config.getoption("node_image") or "kindlab offline image"
         meta = {
-            "node_image": self.config.getoption("node_image") or "kindlab offline image",
+            "node_image": f"none (existing cluster, {kubeconfig})" if kubeconfig else image,
             "args": " ".join(self.config.invocation_params.args),
         }
         paths = write_reports(Path(target), self.entries, meta)
@@ -108,7 +110,7 @@ class ReportCollector:
 
 
 @pytest.fixture
-def finding(request: pytest.FixtureRequest, cluster: Cluster, evidence: Evidence) -> Finding:
+def finding(request: pytest.FixtureRequest, cluster: LabCluster, evidence: Evidence) -> Finding:
     """The record of this claim check: set ``expected``/``observed``, add walks.
 
     Needs ``@pytest.mark.claim("<id>")``; the report is built from it.

@@ -32,7 +32,7 @@ from kindlab.drivers.clusters import ClusterManager
 from kindlab.drivers.vm.choice import VM_CHOICES, Decision, decide
 from kindlab.errors import KindlabError
 from kindlab.pytest_plugin.image import choose_node_image
-from kindlab.pytest_plugin.options import GROUP
+from kindlab.pytest_plugin.options import GROUP, existing_kubeconfig
 from kindlab.pytest_plugin.output import say, sink_key
 from kindlab.pytest_plugin.report import ENTRY_PROPERTY, entry_for
 
@@ -120,6 +120,9 @@ class IpvsVm:
             option = self.config.getoption("ipvs_vm")
             if option == "never":  # no need to ask the kernel (it may take a container)
                 self.decision = Decision(False, why="--ipvs-vm never")
+                return self.decision
+            if existing_kubeconfig(self.config):  # the checks run against that cluster
+                self.decision = Decision(False, why="--kubeconfig")
                 return self.decision
             support = kernel.host_support("ipvs")
             self.decision = decide(
