@@ -638,9 +638,10 @@ def _docker_hub_name(ref: str) -> str:
 # --------------------------------------------------------------------------- API
 
 
-def _require_docker() -> None:
+def require_docker(what: str = "to build the node image") -> None:
+    """Raise :class:`PreconditionError` (one line) unless the Docker engine answers."""
     if not shutil.which("docker"):
-        raise PreconditionError("docker (the client) is needed to build the node image")
+        raise PreconditionError(f"docker (the client) is needed {what}")
     try:
         run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
     except CommandError as exc:
@@ -668,7 +669,7 @@ def build(
     cache = cache_dir()
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(version, cache, progress or _quiet, find_go(), no_cache)
-    _require_docker()
+    require_docker()
     started = time.monotonic()
 
     kind_dir = module_dir(ctx.go, "sigs.k8s.io/kind", KIND_VERSION)
