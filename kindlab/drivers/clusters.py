@@ -146,10 +146,10 @@ def require_node_image(image: str) -> None:
         docker_client().images.get(image)
     except docker.errors.ImageNotFound:
         raise PreconditionError(
-            f"node image {image!r} is not in Docker, and kindlab pulls nothing: build "
-            "kindlab's own with `kindlab node-image build` (and leave out --node-image), "
-            f"or get this one with `docker load -i FILE` or `docker pull {image}` where a "
-            "registry is reachable"
+            f"node image {image!r} is not in Docker, and kindlab does not pull a "
+            "--node-image: leave it out (kindlab then finds, pulls or builds one, see "
+            "--node-image-source), build one with `kindlab node-image build`, or get this "
+            f"one with `docker load -i FILE` or `docker pull {image}`"
         ) from None
     except docker.errors.APIError as exc:
         raise PreconditionError(

@@ -17,6 +17,7 @@ import pytest
 from kindlab.drivers.clusters import Cluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
+from kindlab.pytest_plugin.image import chosen_key
 from kindlab.pytest_plugin.markers import modes_of
 from kindlab.pytest_plugin.options import versions_key
 from kindlab.pytest_plugin.output import say
@@ -100,7 +101,9 @@ class ReportCollector:
         if is_worker(self.config) or not target or not self.entries:
             return
         meta = {
-            "node_image": self.config.getoption("node_image") or "kindlab offline image",
+            "node_image": self.config.stash.get(chosen_key, None)
+            or self.config.getoption("node_image")
+            or f"chosen by --node-image-source {self.config.getoption('node_image_source')}",
             "args": " ".join(self.config.invocation_params.args),
         }
         paths = write_reports(Path(target), self.entries, meta)

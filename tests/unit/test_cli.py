@@ -129,10 +129,10 @@ def test_up_with_a_node_image_docker_lacks_is_one_line_before_anything(
     code, _, err = run(["up", "--mode", "iptables", "--node-image", "kindlab/node:nope"], capsys)
     assert code == 2
     assert err.splitlines() == [
-        "kindlab: error: node image 'kindlab/node:nope' is not in Docker, and kindlab pulls "
-        "nothing: build kindlab's own with `kindlab node-image build` (and leave out "
-        "--node-image), or get this one with `docker load -i FILE` or `docker pull "
-        "kindlab/node:nope` where a registry is reachable"
+        "kindlab: error: node image 'kindlab/node:nope' is not in Docker, and kindlab does "
+        "not pull a --node-image: leave it out (kindlab then finds, pulls or builds one, see "
+        "--node-image-source), build one with `kindlab node-image build`, or get this one "
+        "with `docker load -i FILE` or `docker pull kindlab/node:nope`"
     ]
     assert asked == ["kindlab/node:nope"]
     assert not own_cache.exists()

@@ -416,3 +416,91 @@ def test_a_plan_that_cannot_be_done_is_said_before_docker_is_asked(fake: Path) -
 def test_pull_failed_carries_ref_and_reason() -> None:
     exc = PullFailed("a:1", "why")
     assert (exc.ref, exc.reason, str(exc)) == ("a:1", "why", "could not pull a:1: why")
+
+
+# -- wired into the plugin and `kindlab up` ---------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+NEEDS_IMAGE = """
+def test_a(node_image):
+    print("IMAGE", node_image)
+
+def test_b(node_image):
+    pass
+"""
+
+
+def test_plugin_pull_source_fails_each_test_with_one_line_and_pulls_once(
+    pytester: pytest.Pytester, fake: Path
+) -> None:
+    (fake / "pull.sh").write_text(f"echo '{RESOLVE}' >&2; exit 1\n")
+    pytester.makepyfile(NEEDS_IMAGE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--node-image-source", "pull")
+    result.assert_outcomes(errors=2)
+    line = (
+        f"kindlab: could not pull {KIND_134}: the registry's name does not resolve "
+        f"({RESOLVE}) (--node-image-source pull)"
+    )
+    out = result.stdout.lines
+    for name in ("test_a", "test_b"):
+        header = next(i for i, text in enumerate(out) if f"ERROR at setup of {name} " in text)
+        assert out[header + 1] == line
+    assert [c for c in _calls(fake) if c.startswith("pull")] == [f"pull {KIND_134}"]
+
+
+def test_plugin_auto_goes_on_to_the_build_and_says_why(
+    pytester: pytest.Pytester, fake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (fake / "pull.sh").write_text(f"echo '{RESOLVE}' >&2; exit 1\n")
+    monkeypatch.setattr(source, "_build", lambda version, progress: f"kindlab/node:{version}-x")
+    pytester.makepyfile(NEEDS_IMAGE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "kindlab: node image by --node-image-source auto; clusters deleted at the end",
+            f"kindlab: node image: could not pull {KIND_134}: the registry's name does not "
+            "resolve (*); going on with kindlab's offline build of v1.34.4",
+            "IMAGE kindlab/node:v1.34.4-x",
+        ]
+    )
+
+
+def test_up_with_pull_for_a_release_kind_did_not_publish_is_one_line(
+    capsys: pytest.CaptureFixture[str], fake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kindlab import cli
+    from kindlab.drivers import kernel
+    from kindlab.drivers.kernel import Support
+
+    monkeypatch.setattr(kernel, "host_support", lambda mode: Support(mode, True, (), "test"))
+    monkeypatch.setenv("KINDLAB_CACHE", str(fake / "cache"))
+    argv = ["up", "--mode", "iptables", "--node-image-source", "pull"]
+    code = cli.main([*argv, "--kubernetes-version", "v1.34.4"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "kindlab: error: --node-image-source pull: kind v0.30.0 publishes no node image for "
+        "Kubernetes v1.34.4 (it does for v1.34.0, v1.33.4, v1.32.8, v1.31.12); ask for one of "
+        "those with --kubernetes-version, or use --node-image-source auto or build"
+    ]
+    assert _calls(fake) == []
+
+
+def test_up_takes_the_registry_from_the_environment(
+    capsys: pytest.CaptureFixture[str], fake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kindlab import cli
+    from kindlab.drivers import kernel
+    from kindlab.drivers.kernel import Support
+
+    monkeypatch.setattr(kernel, "host_support", lambda mode: Support(mode, True, (), "test"))
+    monkeypatch.setenv("KINDLAB_NODE_IMAGE_REGISTRY", "127.0.0.1:1")
+    (fake / "pull.sh").write_text(f"echo '{REFUSED}' >&2; exit 1\n")
+    code = cli.main(["up", "--mode", "iptables", "--node-image-source", "pull"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "kindlab: error: could not pull 127.0.0.1:1/kindest/node:v1.34.0: the registry refused "
+        f"the connection ({REFUSED}) (--node-image-source pull)"
+    )

@@ -52,10 +52,10 @@ def test_each_test_fails_with_the_same_one_line_and_docker_is_asked_once(
     result.assert_outcomes(errors=3)
     assert asked == ["kindlab/node:nope"]
     line = (
-        "kindlab: node image 'kindlab/node:nope' is not in Docker, and kindlab pulls nothing: "
-        "build kindlab's own with `kindlab node-image build` (and leave out --node-image), or "
-        "get this one with `docker load -i FILE` or `docker pull kindlab/node:nope` where a "
-        "registry is reachable"
+        "kindlab: node image 'kindlab/node:nope' is not in Docker, and kindlab does not pull a "
+        "--node-image: leave it out (kindlab then finds, pulls or builds one, see "
+        "--node-image-source), build one with `kindlab node-image build`, or get this one "
+        "with `docker load -i FILE` or `docker pull kindlab/node:nope`"
     )
     out = result.stdout.lines
     for name in ("test_a", "test_b", "test_c"):
