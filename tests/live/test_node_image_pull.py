@@ -8,8 +8,9 @@ touched. Setup is ``scripts/local-registry.sh`` (installs the package when missi
 serves on 127.0.0.1 only); at the end the registry stops, its storage is removed and so
 is every tag the tests made.
 
-The last test needs no registry: a registry name that cannot resolve (``.invalid``,
-RFC 6761) is the path the project's CI takes with docker.io.
+Two tests need no registry: a registry name that cannot resolve (``.invalid``, RFC
+6761) is the path the project's CI takes with docker.io, and a listener on 127.0.0.1
+that never answers stands for a registry behind a network that drops packets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -182,3 +184,43 @@ def test_a_registry_name_that_does_not_resolve_goes_on_to_the_build_within_secon
         in (fell[0])
     )
     assert fell[0].endswith("; going on with kindlab's offline build of v1.34.4")
+
+
+@pytest.fixture
+def silent_registry() -> Iterator[str]:
+    """A listener on 127.0.0.1 that accepts connections and never answers."""
+    held: list[socket.socket] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+        stop = threading.Event()
+
+        def accept() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    held.append(server.accept()[0])
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            stop.set()
+            thread.join()
+            for conn in held:
+                conn.close()
+
+
+def test_a_registry_that_never_answers_fails_within_the_answer_timeout(
+    silent_registry: str,
+) -> None:
+    wanted = Wanted(source="pull", registry=silent_registry)
+    started_at = time.monotonic()
+    with pytest.raises(PreconditionError) as info:
+        resolve(wanted)
+    assert time.monotonic() - started_at < source.PULL_ANSWER_TIMEOUT + 5
+    assert str(info.value).startswith(f"could not pull {silent_registry}/kindest/node:v1.34.0: "), (
+        info.value
+    )
+    assert "answer" in str(info.value)  # ours (no answer within 15 s), or Docker's own timeout
