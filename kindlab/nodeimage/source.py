@@ -3,8 +3,13 @@
 In this order (issue 10, part 1):
 
 1. ``--node-image``: used as given; Docker must have it (kindlab never pulls it).
-2. kindlab's own image for the Kubernetes version, already in Docker (the newest
-   ``kindlab/node:<version>-<key>`` made for kindlab's kind release).
+2. kindlab's own image for the Kubernetes version, already in Docker: the one this
+   kindlab's recipe makes (``kindlab/node:<version>-<key>``, :func:`~.build.recipe_tag`).
+   Images of other recipes (an older kindlab, other inputs) are taken only when this
+   kindlab cannot tell its own tag without building (a stage is not cached: the image
+   came by ``docker load``, or the caches were cleared), and then the newest, saying so.
+   When it can, its build reuses every stage and only assembles the node, so an image
+   of another recipe, made by other code, is never worth the doubt.
 3. kind's ``kindest/node`` image for that version as the pinned kind release publishes
    it (:data:`~kindlab.nodeimage.versions.KIND_NODE_IMAGES`), already in Docker or pulled.
 4. kindlab's offline build (:func:`kindlab.nodeimage.build`).
@@ -156,6 +161,17 @@ class Found:
 
     kindlab: tuple[str, ...] = ()  # kindlab's node images for the version, newest first
     kind: bool = False  # kind's image (:func:`kind_image`) is in Docker
+    #: The tag this kindlab's recipe gives the version's image; None: not known
+    #: without a build, and ``unknown`` says why.
+    recipe: str | None = None
+    unknown: str = ""
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        """kindlab's images in Docker that are known to be of other recipes."""
+        if self.recipe is None:
+            return ()
+        return tuple(ref for ref in self.kindlab if ref != self.recipe)
 
 
 Action = Literal["given", "local", "pull", "build"]
@@ -190,8 +206,10 @@ def plan(wanted: Wanted, found: Found) -> tuple[Step, ...]:
             )
         if kind is None:
             raise PreconditionError(_none_published(version))
-    elif found.kindlab:
-        return (Step("local", found.kindlab[0], f"kindlab's image for {version}, in Docker"),)
+    else:
+        ours = _kindlab_image(version, found)
+        if ours is not None:
+            return (ours,)
     if kind is None:
         return (build,)
     whose = f"kind {KIND_VERSION}'s image for {kind.version}"
@@ -199,6 +217,21 @@ def plan(wanted: Wanted, found: Found) -> tuple[Step, ...]:
         return (Step("local", kind.ref, f"{whose}, in Docker"),)
     pull = Step("pull", kind.ref, whose)
     return (pull,) if wanted.source == "pull" else (pull, build)
+
+
+def _kindlab_image(version: str, found: Found) -> Step | None:
+    """kindlab's image in Docker that ``auto`` takes (module docstring, item 2), if any."""
+    if found.recipe is not None:
+        if found.recipe not in found.kindlab:
+            return None
+        return Step("local", found.recipe, f"kindlab's image for {version}, in Docker")
+    if not found.kindlab:
+        return None
+    what = (
+        f"kindlab's newest image for {version}, in Docker; whether this kindlab's recipe "
+        f"makes it is not known without a build ({found.unknown})"
+    )
+    return Step("local", found.kindlab[0], what)
 
 
 def _none_published(version: str) -> str:
@@ -393,11 +426,14 @@ def resolve(
     progress: Progress = _quiet,
     build: Callable[[str, Progress], str] | None = None,
     require: Callable[[str], None] | None = None,
+    recipe: Callable[[str], str] | None = None,
 ) -> Choice:
     """Find, pull or build the node image ``wanted`` asks for; say which and why.
 
     ``require`` checks a ``--node-image`` (default: Docker must have it, one-line
-    error otherwise); ``build`` makes kindlab's image (default: the offline build).
+    error otherwise); ``build`` makes kindlab's image (default: the offline build);
+    ``recipe`` tells the tag of the image it would make, or raises
+    :class:`~.build.RecipeUnknown` (default: :func:`~.build.recipe_tag`).
     Raises :class:`PreconditionError` (one line) when nothing in the plan worked.
     """
     if wanted.image:
@@ -410,10 +446,20 @@ def resolve(
     require_docker("to find or pull the node image")
     images = docker or DockerImages()
     kind = kind_image(wanted) if wanted.kind_images else None
+    ours = images.kindlab_images(wanted.version) if wanted.source == "auto" else ()
+    mine, unknown = _recipe(wanted.version, recipe or _recipe_tag) if ours else (None, "")
     found = Found(
-        kindlab=images.kindlab_images(wanted.version) if wanted.source == "auto" else (),
+        kindlab=ours,
         kind=kind is not None and wanted.source != "build" and images.has(kind.ref),
+        recipe=mine,
+        unknown=unknown,
     )
+    if found.others:
+        others = ", ".join(found.others)
+        progress(
+            f"node image: not taking kindlab's images of other recipes ({others}); "
+            f"this kindlab's is {found.recipe}"
+        )
     steps = plan(wanted, found)
     for index, step in enumerate(steps):
         rest = steps[index + 1 :]
@@ -442,6 +488,22 @@ def _require_given(ref: str) -> None:
     from kindlab.drivers.clusters import require_node_image
 
     require_node_image(ref)
+
+
+def _recipe(version: str, recipe: Callable[[str], str]) -> tuple[str | None, str]:
+    """:class:`Found`'s ``recipe`` and ``unknown``, from ``recipe(version)``."""
+    from .build import RecipeUnknown
+
+    try:
+        return recipe(version), ""
+    except RecipeUnknown as exc:
+        return None, str(exc)
+
+
+def _recipe_tag(version: str) -> str:
+    from .build import recipe_tag
+
+    return recipe_tag(version)
 
 
 def _build(version: str, progress: Progress) -> str:

@@ -1,7 +1,13 @@
-"""The session's kind binary and node image: as given, found, or built once and cached."""
+"""The session's kind binary and node image: as given, found, or built once and cached.
+
+A check that needs a tool the node image lacks (kind's own images have no ``ping`` and
+no ``ipvsadm``) skips, naming the image, the tool and the command that found it missing:
+the claim cannot be observed on that image, which is not the claim's failure.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -9,6 +15,7 @@ from filelock import FileLock
 
 from kindlab.drivers.clusters import require_node_image
 from kindlab.drivers.kind import find_kind
+from kindlab.drivers.node import ToolMissingError
 from kindlab.nodeimage import source
 from kindlab.pytest_plugin.options import single_version
 from kindlab.pytest_plugin.output import one_line_errors, say
@@ -55,3 +62,25 @@ def choose_node_image(config: pytest.Config, *, kind_images: bool = True) -> str
 
 #: The image this process chose and how, for the report.
 chosen_key = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A tool missing in the node (:class:`ToolMissingError`) skips the test, saying so."""
+    try:
+        return (yield)
+    except ToolMissingError as exc:
+        config = item.config
+        image = config.stash.get(chosen_key, None) or config.getoption("node_image")
+        pytest.skip(missing_tool_reason(exc, image))
+
+
+def missing_tool_reason(exc: ToolMissingError, image: str | None) -> str:
+    """Why a check cannot run: the node image (``ref (how)``, when known) lacks a tool."""
+    said = (exc.stderr or exc.stdout).strip().splitlines()
+    return (
+        f"the node image{f' {image}' if image else ''} has no `{exc.tool}`, which this check "
+        f"runs in the node (`{exc.command_line}` exited {exc.exit_code}"
+        f"{f': {said[-1]}' if said else ''}); kindlab's own node image has it "
+        "(--node-image-source build)"
+    )

@@ -11,6 +11,9 @@ is every tag the tests made.
 Two tests need no registry: a registry name that cannot resolve (``.invalid``, RFC
 6761) is the path the project's CI takes with docker.io, and a listener on 127.0.0.1
 that never answers stands for a registry behind a network that drops packets.
+
+One needs none at all: among kindlab's images in Docker, ``auto`` takes the one this
+kindlab's recipe makes, not a newer one of another recipe.
 """
 
 from __future__ import annotations
@@ -224,3 +227,30 @@ def test_a_registry_that_never_answers_fails_within_the_answer_timeout(
         info.value
     )
     assert "answer" in str(info.value)  # ours (no answer within 15 s), or Docker's own timeout
+
+
+def test_auto_takes_this_kindlabs_recipe_not_the_newest_kindlab_image(tmp_path: Path) -> None:
+    from kindlab import nodeimage
+
+    mine = nodeimage.build(DEFAULT_KUBERNETES_VERSION, progress=print)  # cached: seconds
+    # A newer image with kindlab's name and labels that this recipe did not make: the
+    # same layers under a new config (a label), so created now, as a rebuild would be.
+    other = f"{source.NODE_REPO}:{DEFAULT_KUBERNETES_VERSION}-000000000000"
+    (tmp_path / "Dockerfile").write_text(f"FROM {mine}\nLABEL io.kindlab.test=other-recipe\n")
+    argv = ["docker", "build", "--network", "none", "-q", "-t", other, str(tmp_path)]
+    run(argv, env={"DOCKER_BUILDKIT": "0"}, timeout=120)
+    try:
+        assert DockerImages().kindlab_images(DEFAULT_KUBERNETES_VERSION)[0] == other
+        said: list[str] = []
+        choice = resolve(
+            Wanted(), progress=said.append, build=lambda v, p: pytest.fail(f"built {v}")
+        )
+        assert choice.ref == mine, said
+        assert choice.how == f"kindlab's image for {DEFAULT_KUBERNETES_VERSION}, in Docker"
+        assert any(
+            line.startswith("node image: not taking kindlab's images of other recipes (")
+            and other in line
+            for line in said
+        ), said
+    finally:
+        _untag(other)

@@ -138,9 +138,35 @@ def test_a_given_image_is_not_held_to_the_version_table() -> None:
         ),
         pytest.param(
             Wanted(),
-            Found(kindlab=OURS, kind=True),
-            [Step("local", OURS[0], "kindlab's image for v1.34.4, in Docker")],
-            id="auto-kindlab-in-docker-newest",
+            Found(kindlab=OURS, kind=True, recipe=OURS[1]),
+            [Step("local", OURS[1], "kindlab's image for v1.34.4, in Docker")],
+            id="auto-kindlab-in-docker-this-recipe-not-the-newest",
+        ),
+        pytest.param(
+            Wanted(),
+            Found(kindlab=OURS, kind=True, recipe="kindlab/node:v1.34.4-000000000000"),
+            [Step("local", KIND_134, f"{KIND_WHAT}, in Docker")],
+            id="auto-kindlab-images-of-other-recipes-are-not-taken",
+        ),
+        pytest.param(
+            Wanted(),
+            Found(kindlab=OURS, recipe="kindlab/node:v1.34.4-000000000000"),
+            [Step("pull", KIND_134, KIND_WHAT), BUILD_DEFAULT],
+            id="auto-other-recipes-then-pull-then-build",
+        ),
+        pytest.param(
+            Wanted(),
+            Found(kindlab=OURS, kind=True, unknown="its go kubernetes stage is not cached"),
+            [
+                Step(
+                    "local",
+                    OURS[0],
+                    "kindlab's newest image for v1.34.4, in Docker; whether this kindlab's "
+                    "recipe makes it is not known without a build (its go kubernetes stage "
+                    "is not cached)",
+                )
+            ],
+            id="auto-recipe-unknown-the-newest-saying-so",
         ),
         pytest.param(
             Wanted(),
@@ -395,8 +421,35 @@ def test_an_image_in_docker_is_used_without_a_pull(fake: Path) -> None:
 def test_kindlabs_own_image_in_docker_wins_over_kinds(fake: Path) -> None:
     (fake / "images.txt").write_text(LISTING)
     (fake / "have.txt").write_text(KIND_134 + "\n")
-    choice = resolve(Wanted())
+    said: list[str] = []
+    choice = resolve(Wanted(), progress=said.append, recipe=lambda version: OURS[1])
+    assert choice == Choice(OURS[1], "kindlab's image for v1.34.4, in Docker")
+    assert said == [
+        f"node image: not taking kindlab's images of other recipes ({OURS[0]}, "
+        f"kindlab/node:v1.34.4-c4e155a4f89d); this kindlab's is {OURS[1]}",
+        f"node image {OURS[1]}: kindlab's image for v1.34.4, in Docker",
+    ]
+
+
+def test_when_the_recipe_cannot_be_told_the_newest_kindlab_image_is_taken_saying_why(
+    fake: Path,
+) -> None:
+    from kindlab.nodeimage.build import RecipeUnknown
+
+    def unknown(version: str) -> str:
+        raise RecipeUnknown("its go kubernetes stage is not cached")
+
+    (fake / "images.txt").write_text(LISTING)
+    choice = resolve(Wanted(), recipe=unknown, build=lambda v, p: pytest.fail("no build"))
     assert choice.ref == OURS[0]
+    assert choice.how.endswith("(its go kubernetes stage is not cached)")
+
+
+def test_the_recipe_is_asked_only_when_docker_has_kindlab_images(fake: Path) -> None:
+    (fake / "images.txt").write_text("")
+    (fake / "have.txt").write_text(KIND_134 + "\n")
+    choice = resolve(Wanted(), recipe=lambda version: pytest.fail("recipe asked"))
+    assert choice.ref == KIND_134
 
 
 def test_the_given_image_is_only_checked(fake: Path) -> None:
