@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from kindlab.constants import LAYOUTS
 from kindlab.errors import PreconditionError
 from kindlab.versions import VersionUnavailable, choose, parse_version_list
 
@@ -37,6 +38,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="VERSIONS",
         help="Kubernetes version(s) of the node image kindlab builds when --node-image is not "
         "given: one (1.30 or v1.30.14) or a comma-separated list",
+    )
+    group.addoption(
+        "--cluster-layout",
+        choices=LAYOUTS,
+        default=os.environ.get("KINDLAB_CLUSTER_LAYOUT") or "single",
+        help="single: one node per cluster (clusters/MODE.yaml); multinode: a control plane "
+        "and two workers (clusters/MODE-multinode.yaml), for the checks across nodes "
+        "(default: single, or $KINDLAB_CLUSTER_LAYOUT)",
     )
     group.addoption(
         "--keep-clusters",
@@ -89,4 +98,5 @@ def single_version(config: pytest.Config) -> str:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     image = config.getoption("node_image") or "kindlab offline image (built on first use)"
     keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
-    return [f"kindlab: node image {image}; clusters {keep}"]
+    layout = config.getoption("cluster_layout")
+    return [f"kindlab: node image {image}; {layout} layout; clusters {keep}"]
