@@ -99,4 +99,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     image = config.getoption("node_image") or "kindlab offline image (built on first use)"
     keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
     layout = config.getoption("cluster_layout")
-    return [f"kindlab: node image {image}; {layout} layout; clusters {keep}"]
+    # The default layout goes unsaid: the line stays as it was for every run that asks none.
+    said = "" if layout == "single" else f"; {layout} layout"
+    return [f"kindlab: node image {image}; clusters {keep}{said}"]

@@ -264,7 +264,7 @@ def test_the_layout_option_shows_in_the_header_and_refuses_unknown_layouts(
 ) -> None:
     pytester.makepyfile("def test_a(): pass")
     result = pytester.runpytest("-p", "no:cacheprovider", "--cluster-layout", "multinode")
-    result.stdout.fnmatch_lines(["kindlab: node image *; multinode layout; clusters *"])
+    result.stdout.fnmatch_lines(["kindlab: node image *; clusters *; multinode layout"])
     bad = pytester.runpytest("-p", "no:cacheprovider", "--cluster-layout", "ring")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--cluster-layout: invalid choice: 'ring'*"])
