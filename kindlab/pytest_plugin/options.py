@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from kindlab.constants import LAYOUTS
 from kindlab.errors import PreconditionError
 from kindlab.nodeimage import source
 from kindlab.versions import VersionUnavailable, choose, parse_version_list
@@ -50,6 +51,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=source.default_registry(),
         metavar="REGISTRY",
         help=source.REGISTRY_HELP + " (or $KINDLAB_NODE_IMAGE_REGISTRY)",
+    )
+    group.addoption(
+        "--cluster-layout",
+        choices=LAYOUTS,
+        default=os.environ.get("KINDLAB_CLUSTER_LAYOUT") or "single",
+        help="single: one node per cluster (clusters/MODE.yaml); multinode: a control plane "
+        "and two workers (clusters/MODE-multinode.yaml), for the checks across nodes "
+        "(default: single, or $KINDLAB_CLUSTER_LAYOUT)",
     )
     group.addoption(
         "--keep-clusters",
@@ -104,4 +113,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"by --node-image-source {config.getoption('node_image_source')}"
     )
     keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
-    return [f"kindlab: node image {image}; clusters {keep}"]
+    layout = config.getoption("cluster_layout")
+    # The default layout goes unsaid: the line stays as it was for every run that asks none.
+    said = "" if layout == "single" else f"; {layout} layout"
+    return [f"kindlab: node image {image}; clusters {keep}{said}"]
