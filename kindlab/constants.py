@@ -12,5 +12,9 @@ PROXY_MODES = ("iptables", "ipvs", "nftables")
 #: release whose conventions the offline node image follows.
 KIND_VERSION = "v0.30.0"
 
+#: Cluster layouts: one node (control plane only), or one control plane and two workers
+#: (``clusters/MODE-multinode.yaml``), for the claims that depend on where endpoints are.
+LAYOUTS = ("single", "multinode")
+
 #: Prefix of every kind cluster kindlab names (``kindlab-iptables``, ``kindlab-ipvs-1a2b3c``).
 CLUSTER_PREFIX = "kindlab-"

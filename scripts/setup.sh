@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what kindlab needs on a fresh Debian machine, from the project's own files:
-# the host tools the offline node image builder uses, then kindlab with its test extra.
+# the host tools the offline node image builder uses, Debian's docker-registry for the
+# live pull test, then kindlab with its test extra.
 # Idempotent. Docker itself is not started here (see README: Docker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# the live pull test's registry on 127.0.0.1 (its own script: it never leaves the
+# package's service, which listens on every interface, running)
+bash scripts/local-registry.sh install
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   echo "setup: Go (1.24 or later) is needed to build kind and the node image; install it" >&2
   exit 2

@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kindlab import __version__
+from kindlab.constants import LAYOUTS
 from kindlab.drivers.cleanup import remove_labelled_containers
-from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, preflight
+from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, config_path, preflight
 from kindlab.drivers.kind import Kind, find_kind
 from kindlab.drivers.state import read_states
-from kindlab.errors import CommandError, KindlabError
+from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.lab.samples import deploy_samples, wait_proxy_synced
 
 Handler = Callable[[argparse.Namespace], int]
@@ -34,31 +35,43 @@ def _say(message: str) -> None:
 
 def _manager(args: argparse.Namespace, *, keep: bool = True, image: str = "") -> ClusterManager:
     kind = Kind(find_kind(getattr(args, "kind_bin", None), progress=_say), progress=_say)
-    return ClusterManager(kind, image=image, keep=keep, progress=_say)
+    layout = getattr(args, "cluster_layout", "single")
+    return ClusterManager(kind, image=image, keep=keep, progress=_say, layout=layout)
 
 
-def _node_image(args: argparse.Namespace) -> str:
-    if args.node_image:
-        return str(args.node_image)
-    from kindlab import nodeimage
+def _node_image(args: argparse.Namespace, *, kind_images: bool = True) -> str:
+    """``--node-image``, else what ``--node-image-source`` finds (kindlab.nodeimage.source)."""
+    from kindlab.nodeimage import source
 
-    version = args.kubernetes_version or nodeimage.DEFAULT_KUBERNETES_VERSION
-    return str(nodeimage.build(version, progress=_say))
+    wanted = source.Wanted(
+        image=args.node_image,
+        kubernetes_version=args.kubernetes_version,
+        source=args.node_image_source,
+        registry=args.node_image_registry,
+        kind_images=kind_images,  # the ipvs guest: kind's image has no ipvsadm
+    )
+    # cmd_up's preflight has already checked that Docker has a --node-image.
+    return source.resolve(wanted, progress=_say, require=lambda _: None).ref
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     # An unknown mode, a bad config, a node image Docker lacks or a kernel without the
     # mode's support fails here, before anything is built or created.
-    config = Path(args.config) if args.config else None
+    config = Path(args.config) if args.config else config_path(args.mode, args.cluster_layout)
     try:
         preflight(args.mode, config, image=args.node_image)
     except ModeUnsupported as exc:
         if args.mode != "ipvs" or args.ipvs_vm == "never":
             raise
+        if args.cluster_layout != "single":
+            raise PreconditionError(
+                f"{exc}; and the qemu guest runs the single-node layout only"
+            ) from None
         from kindlab.cli import vm as vm_cli
 
         _say(f"{exc}: the cluster goes into a qemu guest")
-        return vm_cli.up_in_vm(_node_image(args), args.kind_bin, args.vm_accel, args.vm_memory)
+        image = _node_image(args, kind_images=False)
+        return vm_cli.up_in_vm(image, args.kind_bin, args.vm_accel, args.vm_memory)
     manager = _manager(args, keep=True, image=_node_image(args))
     cluster = manager.ensure(args.mode, config)
     samples = deploy_samples(cluster.kube, progress=_say)
@@ -132,9 +145,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="create (or reuse) a kept cluster with the sample Services")
     up.add_argument("--mode", required=True, help="kube-proxy mode: iptables, nftables or ipvs")
-    up.add_argument("--config", help="kind cluster config (default: clusters/MODE.yaml)")
-    up.add_argument("--node-image", help="kind node image (default: kindlab's offline image)")
-    up.add_argument("--kubernetes-version", help="version of the offline image to build")
+    up.add_argument(
+        "--config", help="kind cluster config (default: clusters/MODE.yaml, by --cluster-layout)"
+    )
+    up.add_argument(
+        "--cluster-layout",
+        choices=LAYOUTS,
+        default="single",
+        help="single (one node) or multinode (a control plane and two workers, "
+        "clusters/MODE-multinode.yaml)",
+    )
+    up.add_argument("--node-image", help="kind node image (default: see --node-image-source)")
+    up.add_argument("--kubernetes-version", help="Kubernetes version of the node image")
+    from kindlab.nodeimage import source
+
+    up.add_argument(
+        "--node-image-source",
+        choices=source.SOURCES,
+        default=source.default_source(),
+        help=source.SOURCE_HELP,
+    )
+    up.add_argument(
+        "--node-image-registry",
+        default=source.default_registry(),
+        metavar="REGISTRY",
+        help=source.REGISTRY_HELP,
+    )
     up.add_argument(
         "--ipvs-vm",
         choices=("auto", "never"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from kindlab.constants import CLUSTER_PREFIX, PROXY_MODES
+from kindlab.constants import CLUSTER_PREFIX, LAYOUTS, PROXY_MODES
 from kindlab.drivers import kernel
 from kindlab.drivers.kind import ClusterConfig, Kind, load_cluster_config
 from kindlab.drivers.kube import Kube
@@ -111,13 +111,25 @@ class Cluster:
         return self.kube.server_version()
 
 
-def config_path(mode: str) -> Path:
-    """kindlab's kind config for ``mode`` (clusters/MODE.yaml); refuses an unknown mode."""
+def config_path(mode: str, layout: str = "single") -> Path:
+    """kindlab's kind config for ``mode`` and ``layout``; refuses an unknown mode or layout.
+
+    ``clusters/MODE.yaml`` for the single node, ``clusters/MODE-LAYOUT.yaml`` otherwise.
+    """
     if mode not in PROXY_MODES:
         raise PreconditionError(
             f"unknown proxy mode {mode!r}; expected one of {', '.join(PROXY_MODES)}"
         )
-    return clusters_dir() / f"{mode}.yaml"
+    if layout not in LAYOUTS:
+        raise PreconditionError(
+            f"unknown cluster layout {layout!r}; expected one of {', '.join(LAYOUTS)}"
+        )
+    return clusters_dir() / (f"{mode}.yaml" if layout == "single" else f"{mode}-{layout}.yaml")
+
+
+def cluster_base_name(mode: str, layout: str = "single") -> str:
+    """``kindlab-MODE``, or ``kindlab-MODE-LAYOUT``: the layouts of a mode never share a name."""
+    return f"{CLUSTER_PREFIX}{mode}" + ("" if layout == "single" else f"-{layout}")
 
 
 def preflight(mode: str, config: Path | None = None, *, image: str | None = None) -> ClusterConfig:
@@ -150,10 +162,10 @@ def require_node_image(image: str) -> None:
         docker_client().images.get(image)
     except docker.errors.ImageNotFound:
         raise PreconditionError(
-            f"node image {image!r} is not in Docker, and kindlab pulls nothing: build "
-            "kindlab's own with `kindlab node-image build` (and leave out --node-image), "
-            f"or get this one with `docker load -i FILE` or `docker pull {image}` where a "
-            "registry is reachable"
+            f"node image {image!r} is not in Docker, and kindlab does not pull a "
+            "--node-image: leave it out (kindlab then finds, pulls or builds one, see "
+            "--node-image-source), build one with `kindlab node-image build`, or get this "
+            f"one with `docker load -i FILE` or `docker pull {image}`"
         ) from None
     except docker.errors.APIError as exc:
         raise PreconditionError(
@@ -211,8 +223,11 @@ class ClusterManager:
         state_dir: Path | None = None,
         progress: Progress = _quiet,
         after_create: Callable[[Cluster], None] | None = None,
+        layout: str = "single",
     ) -> None:
         self.kind = kind
+        #: every cluster of this manager: clusters/MODE.yaml, or MODE-LAYOUT.yaml
+        self.layout = layout
         #: run on each new cluster once its nodes are Ready (a guest's tuning)
         self.after_create = after_create
         self.image = image
@@ -226,7 +241,7 @@ class ClusterManager:
 
     def name_for(self, mode: str) -> str:
         """Kept clusters have a stable name to be found again; others are per run."""
-        base = f"{CLUSTER_PREFIX}{mode}"
+        base = cluster_base_name(mode, self.layout)
         return base if self.keep else f"{base}-{self.run_id}"
 
     def states(self) -> dict[str, ClusterState]:
@@ -259,7 +274,7 @@ class ClusterManager:
         """The cluster for ``mode``: reused if kept and healthy, else created."""
         if mode in self.clusters:
             return self.clusters[mode]
-        cfg = preflight(mode, config, image=self.image)
+        cfg = preflight(mode, config or config_path(mode, self.layout), image=self.image)
         name = self.name_for(mode)
         fingerprint = _fingerprint(cfg.path, self.image)
         if name in self.kind.clusters():

@@ -33,6 +33,11 @@ _NOT_FOUND_EXIT = 127
 class ToolMissingError(CommandError):
     """The command's program is not installed in the node."""
 
+    @property
+    def tool(self) -> str:
+        """The missing program (``argv`` is ``docker exec --privileged NODE TOOL …``)."""
+        return self.argv[4]
+
 
 @dataclass(frozen=True, slots=True)
 class ExecResult:
@@ -136,9 +141,16 @@ class NodeBase:
         return result.check() if check else result
 
     def ping(self, dst: str, *, count: int = 3, wait: float = 1.0) -> ExecResult:
-        """``ping -n -c COUNT -W WAIT DST``. Never raises on a lost reply."""
+        """``ping -n -c COUNT -W WAIT DST``. Never raises on a lost reply.
+
+        Raises :class:`ToolMissingError` where the node has no ``ping`` (kind's own
+        images), which would otherwise read as a ping that sent nothing.
+        """
         argv = ["ping", "-n", "-c", str(count), "-W", f"{wait:g}", dst]
-        return self.run(argv, timeout=count * (wait + 1) + 5)
+        result = self.run(argv, timeout=count * (wait + 1) + 5)
+        if result.tool_missing:
+            raise result.error()
+        return result
 
     def iptables_save(self, table: str | None = None, *, counters: bool = False) -> ExecResult:
         argv = ["iptables-save"]

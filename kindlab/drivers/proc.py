@@ -68,6 +68,7 @@ def run(
     stdin_path: Path | None = None,
     on_line: LineSink | None = None,
     timeout: float | None = None,
+    first_output_timeout: float | None = None,
 ) -> str:
     """Run ``argv`` and return its stdout; raise :class:`CommandError` when it fails.
 
@@ -75,11 +76,16 @@ def run(
     the file ``stdin_path``, or nothing. With ``on_line`` the merged stdout+stderr is
     passed on line by line as it comes (progress of long steps) and also returned.
     ``timeout`` counts from the start and holds while lines stream.
+    ``first_output_timeout`` stops a command that has printed nothing that long (one
+    waiting on a peer that never answers) as timed out; once it prints, only
+    ``timeout`` holds.
     """
     args = [os.fspath(a) for a in argv]
     if input_bytes is not None and stdin_path is not None:
         raise ValueError("give input_bytes or stdin_path, not both")
-    deadline = None if timeout is None else time.monotonic() + timeout
+    now = time.monotonic()
+    deadline = None if timeout is None else now + timeout
+    first = None if first_output_timeout is None else now + first_output_timeout
     with contextlib.ExitStack() as stack:
         stdin = subprocess.PIPE if input_bytes is not None else _stdin(stack, stdin_path)
         merged = on_line is not None
@@ -92,7 +98,7 @@ def run(
             stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         )
         try:
-            out, err, timed_out = _communicate(proc, input_bytes, on_line, deadline)
+            out, err, timed_out = _communicate(proc, input_bytes, on_line, deadline, first)
             if timed_out:
                 stop(proc)
             else:
@@ -243,8 +249,12 @@ def _communicate(
     input_bytes: bytes | None,
     on_line: LineSink | None,
     deadline: float | None,
+    first_output: float | None = None,
 ) -> tuple[_Output, _Output, bool]:
-    """Feed stdin, read stdout/stderr until EOF; True when the deadline came first."""
+    """Feed stdin, read stdout/stderr until EOF; True when the deadline came first.
+
+    ``first_output`` is a second deadline that holds only until the first byte of output.
+    """
     out, err = _Output(on_line), _Output()
     sinks: dict[int, _Output] = {}
     with selectors.DefaultSelector() as sel:
@@ -261,13 +271,16 @@ def _communicate(
         exited_at: float | None = None
         while sel.get_map():
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            due = deadline
+            if first_output is not None and not (out.data or err.data):
+                due = first_output if due is None else min(due, first_output)
+            if due is not None and now >= due:
                 return out, err, True
             if proc.poll() is not None:
                 exited_at = exited_at or now
                 if now - exited_at >= DRAIN_AFTER_EXIT:
                     break
-            wait = _POLL if deadline is None else min(_POLL, deadline - now)
+            wait = _POLL if due is None else min(_POLL, due - now)
             for key, _ in sel.select(wait):
                 fd = key.fd
                 if stdin is not None and key.fileobj is stdin:

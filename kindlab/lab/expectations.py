@@ -230,6 +230,17 @@ CLAIMS: dict[str, Claim] = {
             "kube-proxy rejects TCP to a ClusterIP:port without endpoints instead of letting "
             "it time out; the rule (or set element) doing it is shown.",
         ),
+        Claim(
+            "across-nodes",
+            11,
+            "Where the endpoints are does not change the answers",
+            _ALL,
+            None,
+            "kube-proxy programs every node, whether it runs an endpoint or not: from a node "
+            "with no endpoint of the Service and from a pod on another node, ping to the "
+            "ClusterIP gets the mode's answer (claims 3, 8, 9) and TCP to its port is "
+            "answered by a pod on the node that has them (multi-node layout only).",
+        ),
     )
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kindlab.drivers.kube import Kube
-from kindlab.drivers.node import Node
+from kindlab.drivers.node import Node, ToolMissingError
 from kindlab.drivers.state import ClusterState, kubeconfig_path, read_states
 from kindlab.errors import PreconditionError
 from kindlab.lab import probes
@@ -52,7 +52,11 @@ def explain(cluster_ip: str, *, say: Callable[[str], None] = print) -> Evidence:
         say(f"  port {port.port}/{port.protocol} -> target {port.target_port}")
     say(f"  ready endpoints: {', '.join(svc.ready_ips) or 'none'}")
     say("")
-    say(f"ping from the node: {probes.summarize_ping(probes.ping(node, cluster_ip, count=2))}")
+    try:
+        pinged = probes.summarize_ping(probes.ping(node, cluster_ip, count=2))
+    except ToolMissingError:
+        pinged = "not run: the node image has no ping"
+    say(f"ping from the node: {pinged}")
     say(f"ip route get: {probes.summarize_route(probes.route(node, cluster_ip))}")
     owner = probes.addresses(node).owner(cluster_ip)
     say(f"interface holding {cluster_ip}: {owner.name if owner else 'none'}")

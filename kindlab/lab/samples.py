@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kindlab.drivers.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
+from kindlab.drivers.kube import Endpoint, Kube, ServiceInfo, WaitTimeout, load_manifests
 from kindlab.drivers.node import NodeBase
 from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
@@ -48,6 +48,46 @@ def deploy_samples(
     web = kube.wait_service_endpoints(namespace, "web", WEB_REPLICAS, timeout=wait)
     empty = kube.service(namespace, "empty")
     return Samples(namespace=namespace, web=web, empty=empty)
+
+
+#: The multi-node layout's workloads, applied only there (not by :func:`deploy_samples`).
+ACROSS_NODES_DIR = "multinode"
+#: Replicas of the ``pinned`` Deployment, all on the worker labelled ``endpoints``.
+PINNED_REPLICAS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AcrossNodes:
+    """The multi-node layout's Services, as read back from the API (labs/manifests/multinode)."""
+
+    pinned: ServiceInfo
+    """ClusterIP Service whose endpoints are all on one worker (``lab.kindlab/side=endpoints``)."""
+    client: Endpoint
+    """The client pod, on the other worker (``lab.kindlab/side=client``): its IP and node."""
+
+    @property
+    def endpoint_nodes(self) -> frozenset[str]:
+        """The nodes the pinned Service's ready endpoints run on."""
+        return frozenset(e.node for e in self.pinned.endpoints if e.ready and e.node)
+
+
+def deploy_across_nodes(
+    kube: Kube,
+    *,
+    manifests: Path | None = None,
+    namespace: str = NAMESPACE,
+    progress: Callable[[str], None] = lambda _: None,
+    timeout: float | None = None,
+) -> AcrossNodes:
+    """Apply labs/manifests/multinode into ``namespace`` and wait for both Services' pods."""
+    docs = load_manifests(manifests or manifests_dir() / ACROSS_NODES_DIR)
+    kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab"})
+    kube.apply(docs, namespace=namespace)
+    wait = scaled(240) if timeout is None else timeout
+    progress(f"waiting for {PINNED_REPLICAS} ready endpoints of {namespace}/pinned and the client")
+    pinned = kube.wait_service_endpoints(namespace, "pinned", PINNED_REPLICAS, timeout=wait)
+    client = kube.wait_service_endpoints(namespace, "client", 1, timeout=wait)
+    return AcrossNodes(pinned=pinned, client=next(e for e in client.endpoints if e.ready))
 
 
 _SYNCED = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kindlab.drivers.proc import run
-from kindlab.errors import CommandError, PreconditionError
+from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.paths import cache_dir
 
 from . import gobuild, images, kindsrc
@@ -69,6 +69,18 @@ class _Ctx:
     progress: Progress
     go: str
     no_cache: bool
+    #: Only work out the node's tag: a stage that is not cached raises
+    #: :class:`RecipeUnknown` instead of being built, and nothing is downloaded.
+    probe: bool = False
+
+    def missing(self, stage: str) -> None:
+        """Called where ``stage`` is not cached and would be built."""
+        if self.probe:
+            raise RecipeUnknown(f"its {stage} stage is not cached")
+
+
+class RecipeUnknown(KindlabError):
+    """The node image's tag cannot be told without building; says which stage is missing."""
 
 
 def find_go() -> str:
@@ -83,9 +95,13 @@ def go_env(ctx: _Ctx) -> dict[str, str]:
     return {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
 
 
-def module_dir(go: str, module: str, version: str) -> Path:
-    """Download ``module@version`` through the module proxy; return its directory."""
-    out = run([go, "mod", "download", "-json", f"{module}@{version}"], env={"GO111MODULE": "on"})
+def module_dir(go: str, module: str, version: str, *, offline: bool = False) -> Path:
+    """Download ``module@version`` through the module proxy; return its directory.
+
+    ``offline``: only from the module cache (``GOPROXY=off``).
+    """
+    env = {"GO111MODULE": "on", **({"GOPROXY": "off"} if offline else {})}
+    out = run([go, "mod", "download", "-json", f"{module}@{version}"], env=env)
     info = json.loads(out)
     if info.get("Error"):
         raise CommandError([go, "mod", "download", f"{module}@{version}"], 1, out, "")
@@ -129,6 +145,7 @@ def stage_rootfs(ctx: _Ctx) -> str:
     if not ctx.no_cache and image_exists(tag):
         ctx.progress(f"rootfs: cached {tag}")
         return tag
+    ctx.missing("rootfs")
     if not shutil.which("debootstrap"):
         raise PreconditionError("debootstrap is needed to build the root file system")
     ctx.progress(f"rootfs: debootstrap {DEBIAN_SUITE} with {len(NODE_PACKAGES)} packages")
@@ -199,6 +216,7 @@ def stage_node_base(ctx: _Ctx, rootfs: str, kind_dir: Path) -> str:
     if not ctx.no_cache and image_exists(tag):
         ctx.progress(f"node-base: cached {tag}")
         return tag
+    ctx.missing("node-base")
     ctx.progress(f"node-base: kind {KIND_VERSION} conventions on {rootfs}")
     with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
         context = Path(tmp)
@@ -239,6 +257,7 @@ def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
     if not ctx.no_cache and done.exists():
         ctx.progress(f"go {build.name}: cached {out}")
         return out
+    ctx.missing(f"go {build.name}")
     shutil.rmtree(out, ignore_errors=True)
     bindir = out / "bin"
     bindir.mkdir(parents=True)
@@ -302,6 +321,7 @@ def stage_pause(ctx: _Ctx, kubernetes_dir: Path) -> Path:
     out = ctx.cache / "go" / f"pause-{short(key, 16)}"
     if not ctx.no_cache and (out / ".complete").exists():
         return out
+    ctx.missing("pause")
     shutil.rmtree(out, ignore_errors=True)
     (out / "bin").mkdir(parents=True)
     ctx.progress("pause: gcc -static")
@@ -335,6 +355,7 @@ def stage_static_base(ctx: _Ctx, rootfs: str) -> str:
     tag = f"kindlab/static-base:{short(key)}"
     if not ctx.no_cache and image_exists(tag):
         return tag
+    ctx.missing("static-base")
     ctx.progress("static-base: passwd, CA bundle, /tmp")
     with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
         context = Path(tmp)
@@ -376,6 +397,7 @@ def stage_net_base(ctx: _Ctx, rootfs: str) -> str:
     tag = f"kindlab/net-base:{short(key)}"
     if not ctx.no_cache and image_exists(tag):
         return tag
+    ctx.missing("net-base")
     ctx.progress("net-base: iptables, nft, ipset, conntrack, ip and their libraries")
     with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
         context = Path(tmp)
@@ -430,6 +452,7 @@ def stage_component(
     tag = f"kindlab/component-{spec.name}:{short(key)}"
     if not ctx.no_cache and image_exists(tag):
         return tag
+    ctx.missing(f"{spec.name} image")
     with tempfile.TemporaryDirectory(dir=ctx.cache / "tmp") as tmp:
         context = Path(tmp)
         for b in spec.binaries:
@@ -638,9 +661,10 @@ def _docker_hub_name(ref: str) -> str:
 # --------------------------------------------------------------------------- API
 
 
-def _require_docker() -> None:
+def require_docker(what: str = "to build the node image") -> None:
+    """Raise :class:`PreconditionError` (one line) unless the Docker engine answers."""
     if not shutil.which("docker"):
-        raise PreconditionError("docker (the client) is needed to build the node image")
+        raise PreconditionError(f"docker (the client) is needed {what}")
     try:
         run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
     except CommandError as exc:
@@ -664,15 +688,49 @@ def build(
     mirror and the Go module proxy.
     """
     version = KubeVersion.parse(kubernetes_version)
-    pins = pins_for(version)
     cache = cache_dir()
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(version, cache, progress or _quiet, find_go(), no_cache)
-    _require_docker()
+    require_docker()
     started = time.monotonic()
+    plan, key, out_tag = _recipe(ctx)
+    if no_cache or not image_exists(out_tag):
+        _assemble(ctx, plan, key, out_tag)
+    else:
+        ctx.progress(f"node: cached {out_tag}")
+    if tag and tag != out_tag:
+        run(["docker", "tag", out_tag, tag])
+    ctx.progress(f"done in {(time.monotonic() - started) / 60:.1f} min: {tag or out_tag}")
+    return tag or out_tag
 
-    kind_dir = module_dir(ctx.go, "sigs.k8s.io/kind", KIND_VERSION)
-    kube_dir = module_dir(ctx.go, "k8s.io/kubernetes", str(version))
+
+def recipe_tag(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str:
+    """The tag :func:`build` would give the node image now, worked out without building.
+
+    The tag's hash covers what the stages made (binaries, image IDs), so it can be told
+    only when every stage is cached; nothing is built or downloaded (Go modules come
+    from the module cache alone). Takes seconds. Raises :class:`RecipeUnknown` saying
+    what is missing (a stage, Go, a module), or :class:`PreconditionError`.
+    """
+    version = KubeVersion.parse(kubernetes_version)
+    cache = cache_dir()
+    try:
+        go = find_go()
+    except PreconditionError as exc:
+        raise RecipeUnknown(str(exc)) from None
+    ctx = _Ctx(version, cache, _quiet, go, no_cache=False, probe=True)
+    try:
+        return _recipe(ctx)[2]
+    except CommandError as exc:  # a module not in the module cache, most likely
+        raise RecipeUnknown(f"`{exc.command_line}` failed") from None
+
+
+def _recipe(ctx: _Ctx) -> tuple[_Plan, str, str]:
+    """Every stage but the node's own, built or reused: the node's plan, key and tag."""
+    version = ctx.version
+    pins = pins_for(version)
+    kind_dir = module_dir(ctx.go, "sigs.k8s.io/kind", KIND_VERSION, offline=ctx.probe)
+    kube_dir = module_dir(ctx.go, "k8s.io/kubernetes", str(version), offline=ctx.probe)
     manifests = kindsrc.read_manifests(kind_dir)
     containerd_config = (kind_dir / "images/base/files/etc/containerd/config.toml").read_text()
 
@@ -706,7 +764,8 @@ def build(
     ]
     components: dict[str, str] = {}
     for spec in images.component_images(static_base, net_base):
-        ctx.progress(f"image {spec.name}")
+        if not ctx.probe:
+            ctx.progress(f"image {spec.name}")
         components[spec.name] = stage_component(ctx, spec, bins, base_ids)
 
     kindnet_ref = f"{KINDNET_IMAGE_REPO}:{short(components['kindnet'].split(':')[-1], 12)}"
@@ -727,15 +786,7 @@ def build(
     node_bins = {n: bins[n] for n in ("kubeadm", "kubelet", "kubectl", "crictl")}
     plan = _Plan(node_base, node_bins, components, targets, files)
     key = _node_key(plan)
-    out_tag = f"{NODE_REPO}:{version}-{short(key)}"
-    if no_cache or not image_exists(out_tag):
-        _assemble(ctx, plan, key, out_tag)
-    else:
-        ctx.progress(f"node: cached {out_tag}")
-    if tag and tag != out_tag:
-        run(["docker", "tag", out_tag, tag])
-    ctx.progress(f"done in {(time.monotonic() - started) / 60:.1f} min: {tag or out_tag}")
-    return tag or out_tag
+    return plan, key, f"{NODE_REPO}:{version}-{short(key)}"
 
 
 def rootfs_image(*, progress: Progress | None = None) -> str:

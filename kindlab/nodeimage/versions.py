@@ -68,6 +68,22 @@ MinorPins = Pins
 
 LOCAL_PATH_PROVISIONER_VERSION = "v0.0.30"  # what kind v0.30.0's image is built from
 
+#: kind's own node images: the ones the pinned kind release publishes, from its release
+#: notes ("Images pre-built for this release",
+#: https://github.com/kubernetes-sigs/kind/releases/tag/v0.30.0). The v1.34.0 entry is
+#: also kind v0.30.0's default image, ``pkg/apis/config/defaults/image.go`` in the
+#: sigs.k8s.io/kind@v0.30.0 module (a unit test compares the two where the module is in
+#: the Go module cache). Each digest is of the multi-arch index on docker.io; kind's
+#: notes say to pull by it ("You _must_ use the @sha256 digest to guarantee an image
+#: built for this release").
+KIND_NODE_REPO = "kindest/node"
+KIND_NODE_IMAGES: dict[str, str] = {
+    "v1.34.0": "sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a",
+    "v1.33.4": "sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2",
+    "v1.32.8": "sha256:abd489f042d2b644e2d033f5c2d900bc707798d075e8186cb65e3f1367a9d5a1",
+    "v1.31.12": "sha256:0f5cc49c5e73c0c2bb6e2df56e7df189240d83cf94edfa30946482eb08ec57d2",
+}
+
 _VERSION_RE = re.compile(r"^v(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)$")
 
 

@@ -54,6 +54,7 @@ def cluster_manager(
         run_id=run_id(pytestconfig),
         progress=progress,
         after_create=_guest_tuning(),
+        layout=pytestconfig.getoption("cluster_layout"),
     )
     # Each process holds its own state files' pids alive, so xdist workers of this
     # run never remove each other's clusters; the lock keeps two removals apart.

@@ -11,7 +11,9 @@ import os
 
 import pytest
 
+from kindlab.constants import LAYOUTS
 from kindlab.errors import PreconditionError
+from kindlab.nodeimage import source
 from kindlab.versions import VersionUnavailable, choose, parse_version_list
 
 GROUP = ("kindlab", "kindlab: kind clusters per kube-proxy mode")
@@ -29,14 +31,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--node-image",
         default=os.environ.get("KINDLAB_NODE_IMAGE"),
-        help="kind node image (default: kindlab's offline image, built or reused from cache)",
+        help="kind node image, used as it is (default: chosen by --node-image-source)",
     )
     group.addoption(
         "--kubernetes-version",
         default=None,
         metavar="VERSIONS",
-        help="Kubernetes version(s) of the node image kindlab builds when --node-image is not "
-        "given: one (1.30 or v1.30.14) or a comma-separated list",
+        help="Kubernetes version(s) of the node image when --node-image is not given: one "
+        "(1.30 or v1.30.14) or a comma-separated list",
+    )
+    group.addoption(
+        "--node-image-source",
+        choices=source.SOURCES,
+        default=source.default_source(),
+        help=source.SOURCE_HELP + " (or $KINDLAB_NODE_IMAGE_SOURCE)",
+    )
+    group.addoption(
+        "--node-image-registry",
+        default=source.default_registry(),
+        metavar="REGISTRY",
+        help=source.REGISTRY_HELP + " (or $KINDLAB_NODE_IMAGE_REGISTRY)",
+    )
+    group.addoption(
+        "--cluster-layout",
+        choices=LAYOUTS,
+        default=os.environ.get("KINDLAB_CLUSTER_LAYOUT") or "single",
+        help="single: one node per cluster (clusters/MODE.yaml); multinode: a control plane "
+        "and two workers (clusters/MODE-multinode.yaml), for the checks across nodes "
+        "(default: single, or $KINDLAB_CLUSTER_LAYOUT)",
     )
     group.addoption(
         "--keep-clusters",
@@ -123,6 +145,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if kubeconfig:
         context = config.getoption("context") or "its current context"
         return [f"kindlab: existing cluster {kubeconfig} ({context}); nodes via debug pods"]
-    image = config.getoption("node_image") or "kindlab offline image (built on first use)"
+    image = config.getoption("node_image") or (
+        f"by --node-image-source {config.getoption('node_image_source')}"
+    )
     keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
-    return [f"kindlab: node image {image}; clusters {keep}"]
+    layout = config.getoption("cluster_layout")
+    # The default layout goes unsaid: the line stays as it was for every run that asks none.
+    said = "" if layout == "single" else f"; {layout} layout"
+    return [f"kindlab: node image {image}; clusters {keep}{said}"]

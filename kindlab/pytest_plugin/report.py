@@ -17,6 +17,7 @@ import pytest
 from kindlab.drivers.target import LabCluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
+from kindlab.pytest_plugin.image import chosen_key
 from kindlab.pytest_plugin.markers import modes_of
 from kindlab.pytest_plugin.options import existing_kubeconfig, versions_key
 from kindlab.pytest_plugin.output import say
@@ -100,7 +101,11 @@ class ReportCollector:
         if is_worker(self.config) or not target or not self.entries:
             return
         kubeconfig = existing_kubeconfig(self.config)
-        image = self.config.getoption("node_image") or "kindlab offline image"
+        image = (
+            self.config.stash.get(chosen_key, None)
+            or self.config.getoption("node_image")
+            or f"chosen by --node-image-source {self.config.getoption('node_image_source')}"
+        )
         meta = {
             "node_image": f"none (existing cluster, {kubeconfig})" if kubeconfig else image,
             "args": " ".join(self.config.invocation_params.args),

@@ -378,7 +378,12 @@ def pytest_configure(config: pytest.Config) -> None:
         sink = EventSink(config, events)
         config.stash[sink_key] = sink
         config.pluginmanager.register(sink, "kindlab-events")
-    plugin = IpvsVm(config, lambda m: say(config, m), entry_for, lambda: choose_node_image(config))
+    plugin = IpvsVm(
+        config,
+        lambda m: say(config, m),
+        entry_for,
+        lambda: choose_node_image(config, kind_images=False),
+    )
     config.pluginmanager.register(plugin, PLUGIN_NAME)
 
 

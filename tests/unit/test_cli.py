@@ -129,10 +129,40 @@ def test_up_with_a_node_image_docker_lacks_is_one_line_before_anything(
     code, _, err = run(["up", "--mode", "iptables", "--node-image", "kindlab/node:nope"], capsys)
     assert code == 2
     assert err.splitlines() == [
-        "kindlab: error: node image 'kindlab/node:nope' is not in Docker, and kindlab pulls "
-        "nothing: build kindlab's own with `kindlab node-image build` (and leave out "
-        "--node-image), or get this one with `docker load -i FILE` or `docker pull "
-        "kindlab/node:nope` where a registry is reachable"
+        "kindlab: error: node image 'kindlab/node:nope' is not in Docker, and kindlab does "
+        "not pull a --node-image: leave it out (kindlab then finds, pulls or builds one, see "
+        "--node-image-source), build one with `kindlab node-image build`, or get this one "
+        "with `docker load -i FILE` or `docker pull kindlab/node:nope`"
     ]
     assert asked == ["kindlab/node:nope"]
     assert not own_cache.exists()
+
+
+def test_up_ipvs_multinode_refuses_the_guest_and_up_passes_the_layout_on(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_ipvs = "Docker host kernel 6.1.0 lacks CONFIG_IP_VS"
+    monkeypatch.setattr(kernel, "host_support", lambda mode: Support(mode, False, (), no_ipvs))
+    monkeypatch.setattr(clusters, "require_node_image", lambda image: None)
+    monkeypatch.setattr(vm_cli, "up_in_vm", lambda *a: pytest.fail("no guest for multinode"))
+    argv = ["up", "--mode", "ipvs", "--node-image", "img:1", "--cluster-layout", "multinode"]
+    code, _, err = run(argv, capsys)
+    assert (code, err) == (
+        2,
+        f"kindlab: error: {no_ipvs}; and the qemu guest runs the single-node layout only\n",
+    )
+
+    managers: list[tuple[str, str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def manager(args: object, **kw: object) -> None:
+        managers.append((getattr(args, "cluster_layout", "?"), str(getattr(args, "mode", "?"))))
+        raise Stop
+
+    monkeypatch.setattr(kernel, "host_support", lambda mode: Support(mode, True, (), "test"))
+    monkeypatch.setattr(cli, "_manager", manager)
+    with pytest.raises(Stop):
+        main(["up", "--mode", "nftables", "--node-image", "img:1", "--cluster-layout", "multinode"])
+    assert managers == [("multinode", "nftables")]

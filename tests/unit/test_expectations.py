@@ -46,7 +46,7 @@ def test_versions_parse_and_order() -> None:
 
 def test_claims_are_numbered_once_and_name_real_modes() -> None:
     numbers = [c.number for c in CLAIMS.values()]
-    assert sorted(numbers) == list(range(1, 11))
+    assert sorted(numbers) == list(range(1, 12))
     assert all(set(c.modes) <= set(PROXY_MODES) for c in CLAIMS.values())
     with pytest.raises(KeyError, match="unknown claim 'nope'"):
         claim("nope")

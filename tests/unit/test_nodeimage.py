@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -343,3 +346,81 @@ def test_prune_keeps_the_newest_per_repository_and_node_version() -> None:
         "kindlab/component-etcd:111",
     ]
     assert prune_candidates(newest_first, everything=True) == newest_first
+
+
+# --- the recipe's tag, without building -----------------------------------------------
+
+
+def _build_module() -> ModuleType:
+    # kindlab.nodeimage.build is also the name of the package's build() function
+    return importlib.import_module("kindlab.nodeimage.build")
+
+
+FAKE_DOCKER = """\
+#!/bin/sh
+# A Docker engine with no images: every inspect fails; every call is logged.
+echo "$*" >> "$FAKE/calls"
+case "$1 $2" in
+  "image inspect") echo "Error: No such image" >&2; exit 1 ;;
+  *) echo "unexpected: $*" >&2; exit 99 ;;
+esac
+"""
+
+
+@pytest.fixture
+def empty_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "docker").write_text(FAKE_DOCKER)
+    (bindir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE", str(tmp_path))
+    monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "calls"
+
+
+def test_recipe_tag_without_go_is_unknown_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = _build_module()
+
+    monkeypatch.setattr(build, "GO_CANDIDATES", ("/no/such/go",))
+    with pytest.raises(build.RecipeUnknown, match=r"^Go \(>= 1.24\) is needed"):
+        build.recipe_tag("v1.34.4")
+
+
+def test_recipe_tag_reads_modules_from_the_cache_only(
+    empty_docker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kindlab.errors import CommandError
+
+    build = _build_module()
+
+    asked: list[tuple[str, bool]] = []
+
+    def module_dir(go: str, module: str, version: str, *, offline: bool = False) -> Path:
+        asked.append((module, offline))
+        argv = [go, "mod", "download", "-json", f"{module}@{version}"]
+        raise CommandError(argv, 1, '{"Error": "module lookup disabled by GOPROXY=off"}')
+
+    monkeypatch.setattr(build, "module_dir", module_dir)
+    monkeypatch.setattr(build, "find_go", lambda: "go")
+    with pytest.raises(build.RecipeUnknown) as info:
+        build.recipe_tag("v1.34.4")
+    assert asked == [("sigs.k8s.io/kind", True)]
+    assert str(info.value) == "`go mod download -json sigs.k8s.io/kind@v0.30.0` failed"
+
+
+def _kind_module() -> Path:
+    gocache = os.environ.get("GOMODCACHE") or str(Path.home() / "go" / "pkg" / "mod")
+    return Path(gocache) / f"sigs.k8s.io/kind@{versions.KIND_VERSION}"
+
+
+@pytest.mark.skipif(not _kind_module().is_dir(), reason="kind's module is not in the Go cache")
+def test_recipe_tag_stops_at_the_first_stage_not_cached_and_builds_nothing(
+    empty_docker: Path,
+) -> None:
+    build = _build_module()
+
+    with pytest.raises(build.RecipeUnknown, match=r"^its rootfs stage is not cached$"):
+        build.recipe_tag("v1.34.4")
+    calls = empty_docker.read_text().splitlines()
+    assert len(calls) == 1 and calls[0].startswith("image inspect --format {{.Id}} kindlab/rootfs:")

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ipaddr", "ping", "route", "ipvsadm", "nft"]
+MODULES = ["ipaddr", "ping", "route", "ipvsadm", "nft", "netns"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -52,10 +52,10 @@ def test_each_test_fails_with_the_same_one_line_and_docker_is_asked_once(
     result.assert_outcomes(errors=3)
     assert asked == ["kindlab/node:nope"]
     line = (
-        "kindlab: node image 'kindlab/node:nope' is not in Docker, and kindlab pulls nothing: "
-        "build kindlab's own with `kindlab node-image build` (and leave out --node-image), or "
-        "get this one with `docker load -i FILE` or `docker pull kindlab/node:nope` where a "
-        "registry is reachable"
+        "kindlab: node image 'kindlab/node:nope' is not in Docker, and kindlab does not pull a "
+        "--node-image: leave it out (kindlab then finds, pulls or builds one, see "
+        "--node-image-source), build one with `kindlab node-image build`, or get this one "
+        "with `docker load -i FILE` or `docker pull kindlab/node:nope`"
     )
     out = result.stdout.lines
     for name in ("test_a", "test_b", "test_c"):
@@ -65,3 +65,39 @@ def test_each_test_fails_with_the_same_one_line_and_docker_is_asked_once(
     assert "404" not in result.stdout.str()
     assert not (pytester.path / "kind-ran").exists()
     assert not (pytester.path / "cache").exists()
+
+
+MISSING_PING = """
+import pytest
+
+from kindlab.drivers.node import ExecResult
+
+
+@pytest.mark.iptables
+@pytest.mark.claim("ping-clusterip")
+def test_pings():
+    ExecResult(
+        "n1", ("ping", "-c", "1", "10.96.0.1"), 127, "",
+        "timeout: failed to run command 'ping': No such file or directory\\n", 0.1,
+    ).check()
+
+
+def test_other_command_errors_still_fail():
+    ExecResult("n1", ("ping", "-c", "1", "10.96.0.1"), 2, "", "ping: bad\\n", 0.1).check()
+"""
+
+
+def test_a_tool_missing_in_the_node_skips_the_check_naming_image_tool_and_command(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_lab=MISSING_PING)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", "--node-image", "kindest/node:x")
+    result.assert_outcomes(skipped=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] *: the node image kindest/node:x has no `ping`, which "
+            "this check runs in the node (`docker exec --privileged n1 ping -c 1 10.96.0.1` "
+            "exited 127: timeout: failed to run command 'ping': No such file or directory); "
+            "kindlab's own node image has it (--node-image-source build)"
+        ]
+    )

@@ -95,6 +95,24 @@ def test_timeout_holds_and_stops_the_whole_group(stream: bool, tmp_path: Path) -
     assert gone(int(pidfile.read_text()))
 
 
+def test_first_output_timeout_stops_a_command_that_says_nothing() -> None:
+    started_at = time.monotonic()
+    with pytest.raises(CommandError, match="timed out") as info:
+        run(["sleep", "30"], on_line=lambda _: None, first_output_timeout=0.4)
+    assert time.monotonic() - started_at < 2
+    assert info.value.timed_out
+
+
+def test_first_output_timeout_no_longer_holds_once_the_command_printed() -> None:
+    seen: list[str] = []
+    out = run(
+        ["sh", "-c", "echo answered; sleep 0.8; echo done"],
+        on_line=seen.append,
+        first_output_timeout=0.3,
+    )
+    assert seen == ["answered", "done"] and out == "answered\ndone"
+
+
 def test_timeout_ends_a_child_that_ignores_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(proc, "KILL_GRACE", 0.3)
     started_at = time.monotonic()
