@@ -12,7 +12,7 @@ TCP to its port is answered by a pod on the endpoints' node.
 pod's address, as the pod's own would.
 
 These checks need the multi-node layout (``--cluster-layout multinode``); in the
-single-node one they skip without creating a cluster.
+single-node one they are deselected, before any cluster is made.
 """
 
 from __future__ import annotations
@@ -37,14 +37,8 @@ VANTAGES = ("node", "pod")
 _deployed = pytest.StashKey[dict[str, AcrossNodes]]()
 
 
-@pytest.fixture(autouse=True)
-def _multinode_layout(pytestconfig: pytest.Config) -> None:
-    """Skip before any cluster is made unless the run asked for the multi-node layout."""
-    layout = pytestconfig.getoption("cluster_layout")
-    if layout != "multinode":
-        pytest.skip(
-            f"needs the multi-node layout (--cluster-layout multinode); this run's is {layout}"
-        )
+#: Selected only in the multi-node layout (kindlab.pytest_plugin.markers).
+pytestmark = pytest.mark.multinode
 
 
 @pytest.fixture

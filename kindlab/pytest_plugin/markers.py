@@ -1,4 +1,4 @@
-"""The lab's markers: one per proxy mode, ``live`` and ``claim(id)``.
+"""The lab's markers: one per proxy mode, ``live``, ``multinode`` and ``claim(id)``.
 
 A check of a proxy mode needs a cluster, so it is also ``live``: ``-m "not live"``
 leaves it out. :func:`each_mode` parametrizes a check over modes, each case marked.
@@ -15,6 +15,8 @@ MARKERS = {
     "ipvs": "a lab check of kube-proxy in ipvs mode (needs IP_VS and dummy in the host kernel)",
     "nftables": "a lab check of kube-proxy in nftables mode (needs a kind cluster)",
     "live": "needs a Docker engine; may create kind clusters",
+    "multinode": "a lab check that needs the multi-node layout (--cluster-layout multinode); "
+    "deselected in the single-node one, before any cluster is made",
     "claim(id)": "the lab claim (kindlab.lab.expectations.CLAIMS) a test checks; it goes in "
     "the report",
 }
@@ -25,10 +27,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if modes_of(item):
             item.add_marker(pytest.mark.live)
+    # Checks of a layout the run did not ask for are not selected, as -m leaves out a
+    # mode: a skip would read as a check that could not run.
+    layout = config.getoption("cluster_layout", "single")
+    if layout == "multinode":
+        return
+    other = [item for item in items if item.get_closest_marker("multinode")]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if not item.get_closest_marker("multinode")]
 
 
 def each_mode(*modes: str) -> pytest.MarkDecorator:

@@ -167,3 +167,22 @@ def test_the_native_clusters_go_before_the_guest_starts_unless_kept(keep: bool) 
     vm._release_host_clusters()
     assert manager.released is not keep
     assert ("--keep-clusters" in said[-1]) is keep
+
+
+def test_a_skip_from_the_guest_reads_as_a_skip_in_the_hosts_summary() -> None:
+    import json
+
+    from kindlab.pytest_plugin.vm import restore_skip
+
+    sent = pytest.TestReport(
+        "labs/test_x.py::test_y",
+        ("labs/test_x.py", 3, "test_y"),
+        {},
+        "skipped",
+        ("labs/test_x.py", 4, "Skipped: why"),
+        "setup",
+    )
+    # what the events port carries: JSON, where the tuple becomes a list
+    got = pytest.TestReport._from_json(json.loads(json.dumps(sent._to_json())))
+    assert isinstance(got.longrepr, list)
+    assert restore_skip(got).longrepr == ("labs/test_x.py", 4, "Skipped: why")
