@@ -71,14 +71,21 @@ class Existing:
     kind: Path
 
 
-def newest_node_image() -> str:
-    tags = run(["docker", "images", "kindlab/node", "--format", "{{.Repository}}:{{.Tag}}"])
-    listed = [t for t in tags.split() if not t.endswith(":<none>")]
-    if listed:
-        return listed[0]
-    from kindlab import nodeimage
+def node_image() -> str:
+    """This kindlab's node image for the default version (built if need be).
 
-    return nodeimage.build(progress=print)
+    Not merely the newest kindlab image in Docker: that may be another version's, whose
+    node lacks the sample's agnhost tag (seen 2026-11-28 with a v1.29.15 image).
+    """
+    from kindlab.nodeimage.build import RecipeUnknown, build, recipe_tag
+
+    try:
+        tag = recipe_tag()
+    except RecipeUnknown:
+        return build(progress=print)
+    if run(["docker", "images", "-q", tag]).strip():
+        return tag
+    return build(progress=print)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +101,7 @@ def existing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Existing]:
     try:
         run(
             [
-                kind, "create", "cluster", "--name", name, "--image", newest_node_image(),
+                kind, "create", "cluster", "--name", name, "--image", node_image(),
                 "--config", work / "kind.yaml", "--kubeconfig", kubeconfig, "--wait", "300s",
             ],
             timeout=900,

@@ -65,14 +65,16 @@ POINTS = [
 
 @pytest.fixture(scope="module")
 def node_image() -> str:
-    """The newest kindlab node image in Docker; built (or reused) if there is none."""
-    tags = run(["docker", "images", "kindlab/node", "--format", "{{.Repository}}:{{.Tag}}"])
-    listed = [t for t in tags.split() if not t.endswith(":<none>")]
-    if listed:
-        return listed[0]
-    from kindlab import nodeimage
+    """This kindlab's node image for the default version (built if need be)."""
+    from kindlab.nodeimage.build import RecipeUnknown, build, recipe_tag
 
-    return nodeimage.build(progress=print)
+    try:
+        tag = recipe_tag()
+    except RecipeUnknown:
+        return build(progress=print)
+    if run(["docker", "images", "-q", tag]).strip():
+        return tag
+    return build(progress=print)
 
 
 @pytest.fixture(scope="module")
