@@ -273,10 +273,12 @@ def test_the_layout_option_shows_in_the_header_and_refuses_unknown_layouts(
 def test_the_lab_leaves_its_checks_out_in_the_single_node_layout_before_any_cluster(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copy(project_root() / "labs" / "test_multinode.py", pytester.path)
+    # a name of its own: a whole run has already imported labs/test_multinode.py
+    copy = pytester.path / "test_multinode_copy.py"
+    shutil.copy(project_root() / "labs" / "test_multinode.py", copy)
     # Any attempt to find kind or an image would fail here: none is made.
     monkeypatch.setenv("KINDLAB_KIND_BIN", str(pytester.path / "no-such-kind"))
-    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", "test_multinode.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", copy.name)
     # deselected, not skipped: `pytest -m ipvs` stays "5 passed", nothing skipped
     result.assert_outcomes(deselected=12)
     result.stdout.no_fnmatch_line("*SKIPPED*")
