@@ -14,6 +14,7 @@ import pytest
 
 from kindlab import labels
 from kindlab.drivers.node import Node, docker_client
+from kindlab.drivers.proc import run
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,24 @@ def box_image() -> str:
     from kindlab import nodeimage
 
     return nodeimage.rootfs_image(progress=print)
+
+
+@pytest.fixture(scope="session")
+def node_image() -> str:
+    """This kindlab's node image for the default version (built if need be).
+
+    Not merely the newest kindlab image in Docker: that may be another version's, whose
+    node lacks the sample's agnhost tag (seen 2026-11-28 with a v1.29.15 image).
+    """
+    from kindlab.nodeimage.build import RecipeUnknown, build, recipe_tag
+
+    try:
+        tag = recipe_tag()
+    except RecipeUnknown:
+        return build(progress=print)
+    if run(["docker", "images", "-q", tag]).strip():
+        return tag
+    return build(progress=print)
 
 
 @pytest.fixture(scope="session")

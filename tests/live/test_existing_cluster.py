@@ -71,25 +71,8 @@ class Existing:
     kind: Path
 
 
-def node_image() -> str:
-    """This kindlab's node image for the default version (built if need be).
-
-    Not merely the newest kindlab image in Docker: that may be another version's, whose
-    node lacks the sample's agnhost tag (seen 2026-11-28 with a v1.29.15 image).
-    """
-    from kindlab.nodeimage.build import RecipeUnknown, build, recipe_tag
-
-    try:
-        tag = recipe_tag()
-    except RecipeUnknown:
-        return build(progress=print)
-    if run(["docker", "images", "-q", tag]).strip():
-        return tag
-    return build(progress=print)
-
-
 @pytest.fixture(scope="module")
-def existing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Existing]:
+def existing(tmp_path_factory: pytest.TempPathFactory, node_image: str) -> Iterator[Existing]:
     """A two-node kind cluster made by hand, and its kubeconfig; deleted at the end."""
     from kindlab import nodeimage
 
@@ -101,7 +84,7 @@ def existing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Existing]:
     try:
         run(
             [
-                kind, "create", "cluster", "--name", name, "--image", node_image(),
+                kind, "create", "cluster", "--name", name, "--image", node_image,
                 "--config", work / "kind.yaml", "--kubeconfig", kubeconfig, "--wait", "300s",
             ],
             timeout=900,

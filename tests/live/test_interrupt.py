@@ -64,20 +64,6 @@ POINTS = [
 
 
 @pytest.fixture(scope="module")
-def node_image() -> str:
-    """This kindlab's node image for the default version (built if need be)."""
-    from kindlab.nodeimage.build import RecipeUnknown, build, recipe_tag
-
-    try:
-        tag = recipe_tag()
-    except RecipeUnknown:
-        return build(progress=print)
-    if run(["docker", "images", "-q", tag]).strip():
-        return tag
-    return build(progress=print)
-
-
-@pytest.fixture(scope="module")
 def kind_bin() -> Path:
     return find_kind()
 
