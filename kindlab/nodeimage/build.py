@@ -262,7 +262,12 @@ def stage_go(
         (workdir / "go.mod").write_text(build.go_mod)
         (workdir / "tools.go").write_text(gobuild.tools_go(build.packages))
         ctx.progress(f"go {build.name}: resolving modules (go mod tidy)")
-        run([ctx.go, "mod", "tidy"], cwd=workdir, env=env)
+        # -e: tidy loads the packages of every build tag, and the proxy may refuse a
+        # module that only a tag this build never sets imports (CoreDNS v1.11.1, 1.29's
+        # pin: DataDog/appsec-internal-go/netip imports inet.af/netaddr only under
+        # `!go1.19`, whose zip the proxy refused, 403, 2026-11-28). `go build` below
+        # still fails, naming the module, if the build itself needs a missing one.
+        run([ctx.go, "mod", "tidy", "-e"], cwd=workdir, env=env)
     ctx.progress(f"go {build.name}: building {', '.join(build.outputs())}")
     started = time.monotonic()
     count = 0
