@@ -18,10 +18,9 @@ from kindlab.drivers.clusters import Cluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
 from kindlab.pytest_plugin.markers import modes_of
-from kindlab.pytest_plugin.options import versions_key
+from kindlab.pytest_plugin.options import item_version, versions_key
 from kindlab.pytest_plugin.output import say
 from kindlab.pytest_plugin.xdist import is_worker
-from kindlab.versions import choose
 
 finding_key = pytest.StashKey[Finding]()
 _cluster_versions_key = pytest.StashKey[dict[str, str]]()
@@ -52,7 +51,7 @@ def entry_for(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
         return None
     if report.when == "call" or (report.when == "setup" and not report.passed):
         finding = item.stash.get(finding_key, None) or Finding(
-            str(marker.args[0]), _mode(item), kubernetes_version=_requested_version(item.config)
+            str(marker.args[0]), _mode(item), kubernetes_version=_requested_version(item)
         )
         outcome = "not run" if report.skipped else report.outcome
         reason = _reason(report) if outcome != "passed" else ""
@@ -60,12 +59,11 @@ def entry_for(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
     return None
 
 
-def _requested_version(config: pytest.Config) -> str:
+def _requested_version(item: pytest.Item) -> str:
     """The version a check that did not run would have run on ("n/a" when unknown)."""
-    wanted = config.stash.get(versions_key, ())
-    if config.getoption("node_image") or len(wanted) != 1:
+    if versions_key not in item.config.stash:
         return "n/a"
-    return choose(wanted[0]).patch
+    return item_version(item) or "n/a"
 
 
 def _mode(item: pytest.Item) -> str:
