@@ -365,6 +365,24 @@ def mode_support(mode: str, version: Minor | str) -> ModeSupport:
     return ModeSupport(mode, minor, True, "")
 
 
+# -- the kubelet -----------------------------------------------------------------------
+
+#: From this minor the kubelet refuses to start on cgroup v1 unless its configuration
+#: says ``failCgroupV1: false``: pkg/kubelet/apis/config/v1beta1/defaults.go defaults
+#: FailCgroupV1 to false at v1.34.12 and to true at v1.35.8 (the proxy's zips,
+#: 2026-11-28); kind v0.30.0 does not set it. The project's hosts run cgroup v1
+#: (hybrid), and their README says 1.35 and later refuse it without this setting.
+#: On cgroup v2 the setting changes nothing.
+KUBELET_FAILS_ON_CGROUP_V1 = _m("1.35")
+
+
+def kubelet_patch(minor: Minor) -> str | None:
+    """A kubeadm config patch the kubelet of ``minor`` needs on these hosts (None: none)."""
+    if minor >= KUBELET_FAILS_ON_CGROUP_V1:
+        return "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+    return None
+
+
 # -- the choice ------------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ from kindlab.drivers.state import (
 from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.paths import cache_dir, clusters_dir
 from kindlab.timing import scaled
-from kindlab.versions import Choice, Minor
+from kindlab.versions import Choice, Minor, kubelet_patch
 
 Progress = Callable[[str], None]
 
@@ -131,7 +131,8 @@ def config_for_version(mode: str, version: Choice, directory: Path | None = None
     ``<cache>/configs/``, named by content: with the feature gate a mode needs in this
     version (nftables: ``NFTablesProxyMode`` in 1.29 and 1.30, from
     :func:`kindlab.versions.mode_support`), and its kubeadm patches in the form of the
-    kubeadm API the version's kind writes. Raises :class:`PreconditionError` when the
+    kubeadm API the version's kind writes, and from 1.35 the kubelet told to run on
+    cgroup v1 (:func:`kindlab.versions.kubelet_patch`). Raises :class:`PreconditionError` when the
     version lacks the mode.
     """
     base = config_path(mode)
@@ -140,14 +141,21 @@ def config_for_version(mode: str, version: Choice, directory: Path | None = None
         raise PreconditionError(support.reason)
     gates = {support.feature_gate: True} if support.feature_gate else {}
     api = version.kind.kubeadm_api
-    if not gates and api != KUBEADM_V1BETA4:
+    kubelet = kubelet_patch(version.minor)
+    if not gates and api != KUBEADM_V1BETA4 and kubelet is None:
         return base
     why = [f"{g}=true (kube-proxy {version.minor} has {mode} mode only behind it)" for g in gates]
     if api == KUBEADM_V1BETA4:
         why.append(f"kubeadm patches in {api}'s form (kind {version.kind.version})")
+    if kubelet is not None:
+        why.append(f"kubelet failCgroupV1: false (kubelet {version.minor} refuses cgroup v1)")
     header = f"Made by kindlab from {base.name} for Kubernetes {version.patch}: " + "; ".join(why)
     text = render_cluster_config(
-        base.read_text(), feature_gates=gates, kubeadm_api=api, header=header
+        base.read_text(),
+        feature_gates=gates,
+        kubeadm_api=api,
+        extra_patches=[kubelet] if kubelet else [],
+        header=header,
     )
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     out = (directory or cache_dir() / "configs") / f"{mode}-{version.patch}-{digest}.yaml"

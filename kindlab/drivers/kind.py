@@ -98,6 +98,7 @@ def render_cluster_config(
     *,
     feature_gates: Mapping[str, bool] | None = None,
     kubeadm_api: str = "kubeadm.k8s.io/v1beta3",
+    extra_patches: Sequence[str] = (),
     header: str = "",
 ) -> str:
     """A kind ``Cluster`` config made from ``text`` for one Kubernetes version (pure).
@@ -109,7 +110,8 @@ def render_cluster_config(
     pkg/cluster/internal/kubeadm/config.go). Where kind writes kubeadm ``v1beta4``
     (``kubeadm_api``), the ``extraArgs`` maps of ``kubeadmConfigPatches`` become
     v1beta4's lists of ``{name, value}``; kubeadm 1.37 reads no other form.
-    Comments of ``text`` are not kept: ``header`` says where the result came from.
+    ``extra_patches`` are added to ``kubeadmConfigPatches`` as they are. Comments
+    of ``text`` are not kept: ``header`` says where the result came from.
     """
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
@@ -122,6 +124,8 @@ def render_cluster_config(
         doc["kubeadmConfigPatches"] = [
             _extra_args_as_list(patch) for patch in doc.get("kubeadmConfigPatches") or []
         ]
+    if extra_patches:
+        doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), *extra_patches]
     body = yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False)
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     return comment + body

@@ -94,7 +94,9 @@ def test_nftables_on_1_29_and_1_30_gets_its_gate_in_kinds_config(tmp_path: Path)
         assert _patches(path) == _patches(clusters_dir() / "nftables.yaml")
 
 
-@pytest.mark.parametrize(("mode", "version"), [("nftables", "1.31"), ("iptables", "1.29")])
+@pytest.mark.parametrize(
+    ("mode", "version"), [("nftables", "1.31"), ("iptables", "1.29"), ("ipvs", "1.34")]
+)
 def test_a_version_that_needs_nothing_else_uses_kindlabs_own_config(
     mode: str, version: str, tmp_path: Path
 ) -> None:
@@ -106,7 +108,8 @@ def test_where_kind_writes_kubeadm_v1beta4_extra_args_become_name_value_lists(
     tmp_path: Path,
 ) -> None:
     path = config_for_version("iptables", choose("1.37"), tmp_path)
-    (patch,) = _patches(path)
+    patch, kubelet = _patches(path)
+    assert kubelet == {"kind": "KubeletConfiguration", "failCgroupV1": False}
     assert patch["controllerManager"] == {"extraArgs": [{"name": "leader-elect", "value": "false"}]}
     assert patch["scheduler"] == {"extraArgs": [{"name": "leader-elect", "value": "false"}]}
     assert "featureGates" not in yaml.safe_load(path.read_text())
@@ -129,3 +132,11 @@ def test_render_converts_kubelet_extra_args_too_and_keeps_other_gates() -> None:
 def test_a_version_without_the_mode_is_refused_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(PreconditionError, match=r"kube-proxy 1\.28 has no nftables mode"):
         config_for_version("nftables", choose("1.28"), tmp_path)
+
+
+def test_from_1_35_the_kubelet_is_told_to_run_on_cgroup_v1(tmp_path: Path) -> None:
+    path = config_for_version("nftables", choose("1.35"), tmp_path)
+    patches = _patches(path)
+    assert patches[:-1] == _patches(clusters_dir() / "nftables.yaml")
+    assert patches[-1] == {"kind": "KubeletConfiguration", "failCgroupV1": False}
+    assert "kubelet 1.35 refuses cgroup v1" in path.read_text().splitlines()[0]
