@@ -260,8 +260,15 @@ def _containerd_rows() -> dict[Minor, ContainerdSupport]:
         "1.26+' (no per-minor row for 1.27 and 1.28 in the RELEASES.md of v1.7.13, v1.7.24, "
         "v2.0.0, v2.0.13 or v2.4.2; proxy zips, 2026-11-28)"
     )
-    v2_0_13 = "containerd v2.0.13 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28)"
-    v2_4_2 = "containerd v2.4.2 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28)"
+    v2_0_13 = (
+        "containerd v2.0.13 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28); "
+        "containerd/containerd RELEASES.md at 007244d86cab (the code search's copy, read "
+        "2026-11-28) has the same rows for 1.30 and 1.31 with 2.1.0+ added"
+    )
+    v2_4_2 = (
+        "containerd v2.4.2 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28); "
+        "its 1.32 and 1.33 rows are also in RELEASES.md at 007244d86cab"
+    )
     rows = [
         ("1.25", "1.7.0+, 1.6.4+", v1_7_24),
         ("1.26", "1.7.0+, 1.6.15+", v1_7_24),

@@ -143,6 +143,7 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
         "",
         f"**{counts['passed']} passed, {counts['failed']} failed, {counts['not run']} not run.**",
         "",
+        *_versions_section(meta),
         "| # | claim | mode | Kubernetes | result | observed |",
         "|---|---|---|---|---|---|",
     ]
@@ -187,6 +188,23 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
                 out.append(_evidence_text(e.evidence))
                 out += ["```", "", "</details>", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _versions_section(meta: dict[str, Any]) -> list[str]:
+    """The run's Kubernetes versions: kind, kubeadm API, containerd's recommendation."""
+    versions = meta.get("versions") or []
+    if not versions:
+        return []
+    out = [
+        "| Kubernetes | kind | kubeadm config | containerd recommends | the node runs |",
+        "|---|---|---|---|---|",
+    ]
+    for v in versions:
+        out.append(
+            f"| {v['version']} | {v['kind']} | {v['kubeadm_api']} | "
+            f"{v['containerd_recommended']} | {_cell(v['runtime'], 200)} |"
+        )
+    return [*out, ""]
 
 
 def _matrix_section(entries: Sequence[Entry]) -> list[str]:

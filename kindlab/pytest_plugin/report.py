@@ -18,9 +18,10 @@ from kindlab.drivers.clusters import Cluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
 from kindlab.pytest_plugin.markers import modes_of
-from kindlab.pytest_plugin.options import item_version, versions_key
+from kindlab.pytest_plugin.options import item_version, run_versions, versions_key
 from kindlab.pytest_plugin.output import say
 from kindlab.pytest_plugin.xdist import is_worker
+from kindlab.versions import choose
 
 finding_key = pytest.StashKey[Finding]()
 _cluster_versions_key = pytest.StashKey[dict[str, str]]()
@@ -80,6 +81,18 @@ def _reason(report: pytest.TestReport) -> str:
     return " ".join(ln[1:].strip() for ln in lines[:6]) or text[-500:]
 
 
+def version_meta(version: str) -> dict[str, str]:
+    """What the report says of one Kubernetes version of the run, from kindlab.versions."""
+    choice = choose(version)
+    return {
+        "version": choice.patch,
+        "kind": choice.kind.version,
+        "kubeadm_api": choice.kind.kubeadm_api,
+        "containerd_recommended": choice.containerd.wants or "no row",
+        "runtime": choice.containerd.runtime(),
+    }
+
+
 class ReportCollector:
     """Gathers the claim entries of a run (from xdist workers too) and writes the report."""
 
@@ -97,9 +110,10 @@ class ReportCollector:
         target = self.config.getoption("kindlab_report")
         if is_worker(self.config) or not target or not self.entries:
             return
-        meta = {
+        meta: dict[str, object] = {
             "node_image": self.config.getoption("node_image") or "kindlab offline image",
             "args": " ".join(self.config.invocation_params.args),
+            "versions": [version_meta(v) for v in run_versions(self.config)],
         }
         paths = write_reports(Path(target), self.entries, meta)
         say(self.config, f"report written to {paths[0]} and {paths[1]}")

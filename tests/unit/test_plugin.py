@@ -199,6 +199,13 @@ def test_a_mode_the_version_lacks_skips_before_any_cluster_and_the_entry_has_the
         (column, "not run", f"kube-proxy {minor} has no nftables mode (it came in 1.29, alpha)")
         for column, minor in (("v1.27.16", "1.27"), ("v1.28.15", "1.28"))
     ]
+    md = report.with_suffix(".md").read_text()
+    assert (
+        "| v1.27.16 | v0.30.0 | kubeadm.k8s.io/v1beta3 | 1.7.0+, 1.6.15+ | "
+        "containerd 1.7.24 (trixie) |"
+    ) in md.splitlines()
+    meta = json.loads(report.with_suffix(".json").read_text())["meta"]
+    assert [v["version"] for v in meta["versions"]] == ["v1.27.16", "v1.28.15"]
 
 
 def test_a_check_runs_once_per_version_and_one_version_keeps_its_id(
