@@ -18,12 +18,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kindlab import __version__
+from kindlab.constants import KIND_VERSION
 from kindlab.drivers.cleanup import remove_labelled_containers
-from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, preflight
-from kindlab.drivers.kind import Kind, find_kind
+from kindlab.drivers.clusters import (
+    ClusterManager,
+    ModeUnsupported,
+    config_for_version,
+    preflight,
+)
+from kindlab.drivers.kind import Kind, find_kind, install_kind
 from kindlab.drivers.state import read_states
 from kindlab.errors import CommandError, KindlabError
 from kindlab.lab.samples import deploy_samples, wait_proxy_synced
+from kindlab.versions import Choice, choose
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,10 +53,21 @@ def _node_image(args: argparse.Namespace) -> str:
     return str(nodeimage.build(version, progress=_say))
 
 
+def _version(args: argparse.Namespace) -> Choice | None:
+    """``--kubernetes-version`` as kindlab builds it (None: ``--node-image`` or neither)."""
+    if args.node_image or not args.kubernetes_version:
+        return None
+    return choose(args.kubernetes_version)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    # An unknown mode, a bad config, a node image Docker lacks or a kernel without the
-    # mode's support fails here, before anything is built or created.
+    # An unknown mode, a bad config, a version without the mode, a node image Docker
+    # lacks or a kernel without the mode's support fails here, before anything is built
+    # or created.
+    version = _version(args)
     config = Path(args.config) if args.config else None
+    if config is None and version is not None:
+        config = config_for_version(args.mode, version)  # the mode's gate, if it needs one
     try:
         preflight(args.mode, config, image=args.node_image)
     except ModeUnsupported as exc:
@@ -60,6 +78,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         _say(f"{exc}: the cluster goes into a qemu guest")
         return vm_cli.up_in_vm(_node_image(args), args.kind_bin, args.vm_accel, args.vm_memory)
     manager = _manager(args, keep=True, image=_node_image(args))
+    if version is not None:
+        manager.version = version.minor  # its own name: clusters of two versions coexist
+        if not args.kind_bin and version.kind.version != KIND_VERSION:
+            manager.kind = Kind(install_kind(version.kind.version, progress=_say), progress=_say)
     cluster = manager.ensure(args.mode, config)
     samples = deploy_samples(cluster.kube, progress=_say)
     wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
@@ -134,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mode", required=True, help="kube-proxy mode: iptables, nftables or ipvs")
     up.add_argument("--config", help="kind cluster config (default: clusters/MODE.yaml)")
     up.add_argument("--node-image", help="kind node image (default: kindlab's offline image)")
-    up.add_argument("--kubernetes-version", help="version of the offline image to build")
+    up.add_argument(
+        "--kubernetes-version",
+        help="version of the offline image to build (1.30 or v1.30.14); the cluster's name "
+        "carries its minor, and its config the gate the mode needs in it",
+    )
     up.add_argument(
         "--ipvs-vm",
         choices=("auto", "never"),
