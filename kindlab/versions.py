@@ -30,6 +30,9 @@ from kindlab.errors import PreconditionError
 #: Where the proxy answers below come from.
 PROBE = "proxy.golang.org (this machine's GOPROXY), 2026-11-28"
 PROBE_RECORDING = "tests/fixtures/goproxy/2026-11-28.json"
+#: The checksum database's answers (sum.golang.org through the proxy) for each chosen
+#: patch's staging modules, asked with kindlab.nodeimage.goproxy.unverified.
+SUMDB_RECORDING = "tests/fixtures/goproxy/2026-11-28-sumdb.json"
 
 
 # -- versions --------------------------------------------------------------------------
@@ -102,6 +105,10 @@ class Release:
     refused: tuple[Refusal, ...]  # newer patches (or all, when patch is None), newest first
     pins: Pins | None
     established: str
+    #: Staging modules of ``patch`` the checksum database has no line for: the build
+    #: exempts them with GONOSUMDB (it asks the database itself; this is the record,
+    #: replayed from :data:`SUMDB_RECORDING`).
+    unverified: tuple[str, ...] = ()
 
     @property
     def newest_refusal(self) -> Refusal | None:
@@ -530,6 +537,21 @@ RELEASES: Mapping[Minor, Release] = MappingProxyType(
                 _pins("v1.25.15", "3.5.9-0", "v1.9.3", "3.8", "2.40", "v1.34.0"),
                 _PROBED
                 + "17 patches served; v1.25.15 and every staging module it loads served whole",
+                (
+                    "k8s.io/cloud-provider",
+                    "k8s.io/cluster-bootstrap",
+                    "k8s.io/component-helpers",
+                    "k8s.io/controller-manager",
+                    "k8s.io/cri-api",
+                    "k8s.io/csi-translation-lib",
+                    "k8s.io/kube-controller-manager",
+                    "k8s.io/kube-proxy",
+                    "k8s.io/kube-scheduler",
+                    "k8s.io/kubelet",
+                    "k8s.io/legacy-cloud-providers",
+                    "k8s.io/mount-utils",
+                    "k8s.io/pod-security-admission",
+                ),
             ),
             Release(
                 _m("1.26"),
@@ -554,6 +576,7 @@ RELEASES: Mapping[Minor, Release] = MappingProxyType(
                 _pins("v1.27.16", "3.5.12-0", "v1.10.1", "3.9", "2.47", "v1.34.0"),
                 _PROBED
                 + "15 patches served; v1.27.16 and every staging module it loads served whole",
+                ("k8s.io/legacy-cloud-providers",),
             ),
             Release(
                 _m("1.28"),

@@ -312,7 +312,7 @@ def sumdb_exemption(ctx: _Ctx, kubernetes_go_mod: str) -> dict[str, str]:
 
     The Go command verifies each module it downloads against the checksum database;
     for some releases that database (asked through the proxy) has no line for
-    staging modules the proxy serves (14 of v1.25.15's, 2026-11-28), and ``go mod
+    staging modules the proxy serves (13 of v1.25.15's, 2026-11-28), and ``go mod
     tidy`` stops. Nothing else pins them: k8s.io/kubernetes's own go.sum has no line
     for any staging module (its go.mod replaces them with ./staging/ paths; checked in
     v1.25.15's), and its zip leaves out ./staging/ (nested modules). So those modules,

@@ -12,7 +12,7 @@ the refusals of newer patches are its reason.
 The Go command also verifies every module it downloads against the checksum database
 (``GOSUMDB``, asked through the same proxy: ``<proxy>/sumdb/<name>/lookup/mod@ver``).
 That database may lack a module the proxy serves: on 2026-11-28 it answered 404 for
-14 staging modules of v1.25.15 (k8s.io/cloud-provider, controller-manager, cri-api,
+13 staging modules of v1.25.15 (k8s.io/cloud-provider, controller-manager, cri-api,
 kubelet …), and ``go mod tidy`` refused them. :func:`unverified` asks the database
 for each module the build loads; the probe records its answer (``PatchProbe.unverified``)
 and the build exempts exactly those modules (:func:`gonosumdb`).

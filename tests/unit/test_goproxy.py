@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kindlab.nodeimage import gobuild, goproxy
+from kindlab.nodeimage.gobuild import staging_modules
 from kindlab.nodeimage.goproxy import (
     NOT_LOADED,
     Answer,
@@ -24,7 +25,7 @@ from kindlab.nodeimage.goproxy import (
     proxy_url,
     unverified,
 )
-from kindlab.versions import PROBE_RECORDING, RELEASES, Minor
+from kindlab.versions import PROBE_RECORDING, RELEASES, SUMDB_RECORDING, Minor
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDING = ROOT / PROBE_RECORDING
@@ -208,3 +209,18 @@ def test_the_probe_and_build_helpers_docstring_examples_run() -> None:
     for module in (goproxy, gobuild):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_the_tables_unverified_modules_are_what_the_checksum_database_answered(
+    replay: Replay,
+) -> None:
+    sumdb = Replay(ROOT / SUMDB_RECORDING)
+    for release in RELEASES.values():
+        if release.patch is None:
+            continue
+        go_mod = replay("GET", f"k8s.io/kubernetes/@v/{release.patch}.mod").text
+        loaded = [m for m in staging_modules(go_mod) if m not in NOT_LOADED]
+        staging = "v0." + release.patch.split(".", 1)[1]
+        got = unverified(sumdb, "sum.golang.org", loaded, staging)
+        assert got == release.unverified, release.patch
+    assert len(RELEASES[Minor(1, 25)].unverified) == 13
