@@ -262,9 +262,12 @@ class ClusterManager:
         run_id: str | None = None,
         state_dir: Path | None = None,
         progress: Progress = _quiet,
+        after_create: Callable[[Cluster], None] | None = None,
         version: Minor | None = None,
     ) -> None:
         self.kind = kind
+        #: run on each new cluster once its nodes are Ready (a guest's tuning)
+        self.after_create = after_create
         self.image = image
         #: The Kubernetes minor of ``image``, when known: clusters of different
         #: versions get different names and coexist.
@@ -372,6 +375,8 @@ class ClusterManager:
             self._kind_create(name, cfg, kubeconfig)
             cluster = Cluster(state, kubeconfig, cfg)
             cluster.node_names = cluster.kube.wait_nodes_ready(timeout=scaled(300))
+            if self.after_create is not None:
+                self.after_create(cluster)
         except KeyboardInterrupt:
             # kindlab.drivers.proc has stopped kind by now: nothing is still creating the cluster.
             self.progress(f"interrupted: deleting cluster {name}")

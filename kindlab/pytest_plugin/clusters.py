@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,6 +20,8 @@ from kindlab.drivers.clusters import Cluster, ClusterManager, ModeUnsupported, p
 from kindlab.drivers.kind import Kind, find_kind
 from kindlab.drivers.node import Node
 from kindlab.drivers.state import read_states
+from kindlab.drivers.vm import tuning
+from kindlab.drivers.vm.guest import TUNING_ENV
 from kindlab.errors import PreconditionError
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.samples import Samples, deploy_samples, wait_proxy_synced
@@ -40,7 +42,9 @@ def cluster_manager(
 ) -> Iterator[SessionClusters]:
     """Owns this session's clusters, per Kubernetes version; deletes them at the end
     unless ``--keep-clusters``."""
-    managers = SessionClusters(pytestconfig, lock_dir(tmp_path_factory))
+    managers = SessionClusters(
+        pytestconfig, lock_dir(tmp_path_factory), after_create=_guest_tuning()
+    )
     pytestconfig.stash[cluster_manager_key] = managers
     try:
         yield managers
@@ -48,6 +52,17 @@ def cluster_manager(
         # Under xdist the controller deletes the run's clusters once every worker is done.
         if not os.environ.get("PYTEST_XDIST_WORKER"):
             managers.release_all()
+
+
+def _guest_tuning() -> Callable[[Cluster], None] | None:
+    """Inside a qemu guest under TCG, each new cluster is settled (vm/tuning.py)."""
+    if os.environ.get(TUNING_ENV) != "tcg":
+        return None
+
+    def settle(cluster: Cluster) -> None:
+        tuning.settle(cluster.kube)
+
+    return settle
 
 
 @pytest.hookimpl(trylast=True)

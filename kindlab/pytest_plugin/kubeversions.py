@@ -16,6 +16,7 @@ own, and the lock per (mode, version) makes one worker create each cluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,16 @@ def kubernetes_version(request: pytest.FixtureRequest) -> str | None:
 class SessionClusters:
     """This session's cluster managers, one per Kubernetes version, made on first use."""
 
-    def __init__(self, config: pytest.Config, locks: Path) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        locks: Path,
+        *,
+        after_create: Callable[[Cluster], None] | None = None,
+    ) -> None:
         self.config = config
         self.locks = locks
+        self.after_create = after_create  # every manager's (a guest's tuning)
         self.keep: bool = config.getoption("keep_clusters")
         self.managers: dict[str | None, ClusterManager] = {}
         self._failed: dict[str | None, str] = {}
@@ -89,6 +97,7 @@ class SessionClusters:
             keep=self.keep,
             run_id=run_id(self.config),
             progress=self._say,
+            after_create=self.after_create,
             version=choose(version).minor if version is not None else None,
         )
         if not self._leftovers_removed:

@@ -292,8 +292,8 @@ def test_the_guest_config_trims_the_control_plane_and_keeps_the_rest() -> None:
     cfg = parse_cluster_config(trimmed)
     assert (cfg.proxy_mode, cfg.service_subnet) == ("ipvs", "10.96.0.0/12")
     patches = yaml.safe_load(trimmed)["kubeadmConfigPatches"]
-    assert patches[:-1] == yaml.safe_load(original)["kubeadmConfigPatches"]
-    args = yaml.safe_load(patches[-1])["controllerManager"]["extraArgs"]
+    assert patches[:-2] == yaml.safe_load(original)["kubeadmConfigPatches"]
+    args = yaml.safe_load(patches[-2])["controllerManager"]["extraArgs"]
     wanted = args["controllers"].split(",")
     assert wanted[0] == "*" and "-garbage-collector-controller" in wanted
     # what the lab's objects need stays on
@@ -308,3 +308,63 @@ def test_under_tcg_the_payload_replaces_the_kind_configs() -> None:
     assert tcg["timeout-scale"] == str(vm.TCG_TIMEOUT_SCALE)
     assert "controllers:" in tcg["src/clusters/ipvs.yaml"]
     assert vm.payload_files(qemu.Accel("kvm", "")) == {"timeout-scale": "1"}
+
+
+def test_the_guest_config_mounts_its_probe_patches_and_storage_into_the_node() -> None:
+    from kindlab.drivers import vm
+    from kindlab.drivers.vm import tuning
+    from kindlab.paths import clusters_dir
+
+    trimmed = yaml.safe_load(tuning.trimmed_config((clusters_dir() / "ipvs.yaml").read_text()))
+    init = yaml.safe_load(trimmed["kubeadmConfigPatches"][-1])
+    assert init == {"kind": "InitConfiguration", "patches": {"directory": tuning.NODE_PATCHES}}
+    mounts = {m["containerPath"]: m["hostPath"] for m in trimmed["nodes"][0]["extraMounts"]}
+    files = tuning.guest_files()
+    payload = vm.payload_files(qemu.Accel("tcg", ""))
+    # every mount points at a file or directory that the payload carries
+    for container_path, host_path in mounts.items():
+        rel = tuning.GUEST_FILES_DIR + host_path.removeprefix(tuning.GUEST_FILES)
+        assert any(f == rel or f.startswith(f"{rel}/") for f in files), container_path
+        assert any(f"src/{f}" in payload for f in files if f.startswith(rel))
+    assert mounts[tuning.NODE_PATCHES].endswith("/patches")
+
+
+def test_the_probe_patches_relax_only_probes_kubeadm_sets() -> None:
+    from kindlab.drivers.vm import tuning
+
+    patches = {
+        path.rsplit("/", 1)[1]: yaml.safe_load(text)
+        for path, text in tuning.guest_files().items()
+        if "/patches/" in path
+    }
+    assert sorted(patches) == [
+        "etcd+strategic.yaml",
+        "kube-apiserver+strategic.yaml",
+        "kube-controller-manager+strategic.yaml",
+        "kube-scheduler+strategic.yaml",
+    ]
+    for name, patch in patches.items():
+        (container,) = patch["spec"]["containers"]
+        assert container["name"] == name.split("+")[0]
+        # a probe without a handler is invalid: only the apiserver has a readiness probe
+        has_readiness = "readinessProbe" in container
+        assert has_readiness == (container["name"] == "kube-apiserver")
+        assert container["livenessProbe"]["timeoutSeconds"] > 15  # kubeadm's
+
+
+def test_settle_gives_coredns_one_replica_and_a_patient_readiness_probe() -> None:
+    from kindlab.drivers.vm import tuning
+
+    applied: list[dict[str, object]] = []
+
+    class _Kube:
+        def apply(self, docs: list[dict[str, object]]) -> None:
+            applied.extend(docs)
+
+    tuning.settle(_Kube())  # type: ignore[arg-type]
+    (doc,) = applied
+    assert doc["metadata"] == {"name": "coredns", "namespace": "kube-system"}
+    spec = tuning.COREDNS_SETTLED["spec"]
+    assert spec["replicas"] == 1
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["timeoutSeconds"] > 1  # kind's CoreDNS: 1 s

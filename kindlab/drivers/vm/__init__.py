@@ -41,7 +41,8 @@ def payload_files(accel: Accel) -> dict[str, str]:
         return {"timeout-scale": "1"}
     from kindlab.paths import clusters_dir
 
-    files = {"timeout-scale": str(TCG_TIMEOUT_SCALE)}
+    files = {"timeout-scale": str(TCG_TIMEOUT_SCALE), "tuning": "tcg"}
+    files.update({f"src/{path}": text for path, text in tuning.guest_files().items()})
     for config in sorted(clusters_dir().glob("*.yaml")):
         files[f"src/clusters/{config.name}"] = tuning.trimmed_config(config.read_text())
     return files

@@ -68,6 +68,9 @@ PAYLOAD_COMMAND = f"{PAYLOAD_MOUNT}/command"  # what to run, one argument per li
 PAYLOAD_HOLD = f"{PAYLOAD_MOUNT}/hold"  # present: stay up for the agent afterwards
 #: The command agent of a kept guest (:mod:`kindlab.drivers.vm.agent`), from the payload.
 AGENT = f"{PAYLOAD_SRC}/kindlab/drivers/vm/agent.py"
+#: Set in the guest to the payload's ``tuning`` ("tcg" under emulation): the cluster
+#: fixture then settles the new cluster (:func:`kindlab.drivers.vm.tuning.settle`).
+TUNING_ENV = "KINDLAB_GUEST_TUNING"
 RESULTS_DIR = "/results"
 KIND_PATH = "/usr/local/bin/kind"
 RUN_SCRIPT = "/usr/local/lib/kindlab/guest-run"
@@ -139,6 +142,7 @@ fi
 mapfile -t CMD < {PAYLOAD_COMMAND}
 cd {PAYLOAD_SRC}
 export KINDLAB_TIMEOUT_SCALE=$(cat {PAYLOAD_MOUNT}/timeout-scale 2>/dev/null || echo 1)
+export {TUNING_ENV}=$(cat {PAYLOAD_MOUNT}/tuning 2>/dev/null)  # tcg: see vm/tuning.py
 export PYTHONPATH={PAYLOAD_SRC} PYTHONUNBUFFERED=1 KINDLAB_CACHE=/root/.cache/kindlab
 export KINDLAB_EVENTS="$EV"  # kindlab's progress and test reports go to the host
 "${{CMD[@]}}" 2>&1 | tee "$R/command.log"

@@ -9,14 +9,28 @@ that is just as slow. No node was Ready before the DaemonSet controller came up.
 The guest's copy of the kind config therefore turns off the controllers the lab has
 no object for. Nothing kube-proxy reads is touched: Services, EndpointSlices (and their
 controller), Deployments, ReplicaSets, DaemonSets, nodes and their pod ranges, service
-accounts and the root CA config map all work as in any kind cluster. Pure; tested.
+accounts and the root CA config map all work as in any kind cluster.
+
+It also takes away work that only costs CPU there (:data:`GUEST_FILES`): the static
+pods' probes are relaxed through kubeadm patches (the apiserver's readiness probe is a
+TLS handshake every second; a liveness probe that times out restarts a component that
+then spends minutes starting again), kind's local-path-provisioner is not installed (it
+crash-looped in the guest, and the lab has no volume), and once the cluster is up
+CoreDNS runs one replica whose readiness probe waits for a slow answer
+(:func:`settle`): a flapping probe is an EndpointSlice change that kube-proxy must
+sync, minutes each under TCG. Pure except :func:`settle`; tested.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from .guest import PAYLOAD_SRC
+
+if TYPE_CHECKING:
+    from kindlab.drivers.kube import Kube
 
 #: kube-controller-manager controllers the lab never needs (Kubernetes 1.28+ names).
 TRIMMED_CONTROLLERS = (
@@ -40,6 +54,53 @@ TRIMMED_CONTROLLERS = (
 CONTROL_PLANE_TIMEOUT = "20m0s"
 
 
+#: The guest's extra files, in the payload under ``src/`` and so inside the guest here.
+GUEST_FILES_DIR = "clusters/guest"
+GUEST_FILES = f"{PAYLOAD_SRC}/{GUEST_FILES_DIR}"
+#: Where the node sees them (kind ``extraMounts``).
+NODE_PATCHES = "/kind/kindlab-patches"
+NODE_STORAGE_MANIFEST = "/kind/manifests/default-storage.yaml"
+
+#: A slow answer is not a dead component: kubeadm's liveness probes allow 8 x 15 s.
+_LIVENESS = {"timeoutSeconds": 60, "failureThreshold": 30}
+#: kubeadm's static pods and the probes each has (kubeadm sets no readiness probe on
+#: the others, and a patch must not add a probe without a handler).
+_STATIC_PODS: dict[str, dict[str, dict[str, int]]] = {
+    "etcd": {"livenessProbe": _LIVENESS},
+    "kube-apiserver": {
+        "livenessProbe": _LIVENESS,
+        # kubeadm probes /readyz every second; nothing routes by this pod's readiness
+        "readinessProbe": {"periodSeconds": 10, "timeoutSeconds": 60},
+    },
+    "kube-controller-manager": {"livenessProbe": _LIVENESS},
+    "kube-scheduler": {"livenessProbe": _LIVENESS},
+}
+
+#: kind's StorageClass without the provisioner behind it (the lab claims no volume).
+STORAGE_MANIFEST = """\
+# kindlab guest: kind's default StorageClass without local-path-provisioner, which
+# crash-looped under emulation and costs CPU; the lab has no volume.
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: rancher.io/local-path
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+"""
+
+
+def guest_files() -> dict[str, str]:
+    """The files the trimmed config mounts into the node, by path under ``src/``."""
+    files = {f"{GUEST_FILES_DIR}/default-storage.yaml": STORAGE_MANIFEST}
+    for pod, probes in _STATIC_PODS.items():
+        patch = {"spec": {"containers": [{"name": pod, **probes}]}}
+        files[f"{GUEST_FILES_DIR}/patches/{pod}+strategic.yaml"] = yaml.safe_dump(patch)
+    return files
+
+
 def controllers_flag() -> str:
     return ",".join(["*", *(f"-{name}" for name in TRIMMED_CONTROLLERS)])
 
@@ -57,12 +118,49 @@ def trimmed_config(text: str) -> str:
         "  extraArgs:\n"
         f'    controllers: "{controllers_flag()}"\n'
     )
-    doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), patch]
+    init = f"kind: InitConfiguration\npatches:\n  directory: {NODE_PATCHES}\n"
+    doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), patch, init]
+    mounts = [
+        {"hostPath": f"{GUEST_FILES}/patches", "containerPath": NODE_PATCHES, "readOnly": True},
+        {
+            "hostPath": f"{GUEST_FILES}/default-storage.yaml",
+            "containerPath": NODE_STORAGE_MANIFEST,
+            "readOnly": True,
+        },
+    ]
+    for node in doc.get("nodes") or []:
+        node["extraMounts"] = [*(node.get("extraMounts") or []), *mounts]
     header = (
         "# kindlab: the guest's copy, control plane trimmed for emulation"
         " (kindlab/drivers/vm/tuning.py)\n"
     )
     return header + yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False)
+
+
+#: CoreDNS in the guest: one replica, and a readiness probe that waits (kind's: 1 s).
+COREDNS_SETTLED: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "coredns", "namespace": "kube-system"},
+    "spec": {
+        "replicas": 1,
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "coredns",
+                        "readinessProbe": {"timeoutSeconds": 30, "failureThreshold": 10},
+                    }
+                ]
+            }
+        },
+    },
+}
+
+
+def settle(kube: Kube) -> None:
+    """Once the guest's cluster is up: CoreDNS as :data:`COREDNS_SETTLED` says."""
+    kube.apply([COREDNS_SETTLED])
 
 
 class _BlockDumper(yaml.SafeDumper):
