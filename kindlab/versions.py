@@ -221,6 +221,13 @@ def kind_for(minor: Minor) -> KindChoice:
 #: kindlab/node:v1.34.4 (tests/fixtures/captured/README.md, 2026-11-27).
 TRIXIE_CONTAINERD = "1.7.24"
 
+CONTAINERD_MODULE = "github.com/containerd/containerd"
+CONTAINERD_MODULE_V2 = "github.com/containerd/containerd/v2"
+#: containerd releases whose module the proxy serves whole (.info and .zip answered 200,
+#: 2026-11-28), oldest first; asked: v1.7.28, v1.7.29, v2.0.6 (403, refused), v2.1.5,
+#: v2.2.0, v2.3.1, v2.4.2.
+CONTAINERD_SERVED = ("1.7.28", "1.7.29", "2.1.5", "2.2.0", "2.3.1", "2.4.2")
+
 
 @dataclass(frozen=True, slots=True)
 class ContainerdSupport:
@@ -245,8 +252,17 @@ class ContainerdSupport:
                 return True
         return False
 
+    def build_candidate(self) -> str | None:
+        """The containerd release to build from its Go module where trixie's falls short:
+        the oldest one the proxy serves (:data:`CONTAINERD_SERVED`) that meets the
+        recommendation, a 1.7 first (its config is the one kind's node uses today)."""
+        if self.accepts(TRIXIE_CONTAINERD) is not False:
+            return None
+        return next((v for v in CONTAINERD_SERVED if self.accepts(v)), None)
+
     def runtime(self) -> str:
-        """What the node image should run: trixie's containerd, or a 2.x build."""
+        """What the node image should run: trixie's containerd, or a build of a served
+        release that meets containerd's recommendation."""
         ok = self.accepts(TRIXIE_CONTAINERD)
         if ok is None:
             return (
@@ -254,10 +270,12 @@ class ContainerdSupport:
             )
         if ok:
             return f"containerd {TRIXIE_CONTAINERD} (trixie)"
-        return (
-            f"containerd {self.wants} wanted; trixie's {TRIXIE_CONTAINERD} is not among them: "
-            "build github.com/containerd/containerd/v2"
-        )
+        wanted = f"containerd {self.wants} wanted; trixie's {TRIXIE_CONTAINERD} is not among them"
+        candidate = self.build_candidate()
+        if candidate is None:
+            return f"{wanted}, nor any release the proxy serves"
+        module = CONTAINERD_MODULE_V2 if candidate.startswith("2.") else CONTAINERD_MODULE
+        return f"{wanted}: build {module}@v{candidate} (not done yet: the node runs trixie's)"
 
 
 def _containerd_rows() -> dict[Minor, ContainerdSupport]:
