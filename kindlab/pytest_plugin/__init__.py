@@ -12,7 +12,7 @@ another only downwards in this list, so there is no cycle:
   header line
 - :mod:`.evidence`: a test's node commands, attached to its report when it fails
 - :mod:`.report`: the ``finding`` fixture; a row per claim check; the report file
-- :mod:`.image`: the kind binary and the node image of the session
+- :mod:`.image`: the kind binary and the node image of each Kubernetes version
 - :mod:`.vm`: ipvs checks in a qemu guest, whose reports become the host's own
 - :mod:`.kubeversions`: the run's Kubernetes versions as an axis of the tests; a
   cluster manager per version

@@ -1,7 +1,8 @@
-"""The session's kind binaries and node images: as given, found, or built once and cached.
+"""The kind binary and node image of each Kubernetes version of the run: as given,
+found, or built once and cached.
 
-One of each per Kubernetes version of the run: the node image of that version, and
-the kind release that version needs (:func:`kindlab.versions.kind_for`).
+The node image of that version, and the kind release that version needs
+(:func:`kindlab.versions.kind_for`); :mod:`.kubeversions` asks for them per version.
 """
 
 from __future__ import annotations
@@ -9,33 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from kindlab.constants import KIND_VERSION
 from kindlab.drivers.clusters import require_node_image
 from kindlab.drivers.kind import find_kind, install_kind
 from kindlab.errors import PreconditionError
 from kindlab.pytest_plugin.options import single_version
-from kindlab.pytest_plugin.output import one_line_errors, say
-from kindlab.pytest_plugin.xdist import lock_dir
+from kindlab.pytest_plugin.output import say
 from kindlab.versions import choose
-
-
-@pytest.fixture(scope="session")
-def kind_binary(pytestconfig: pytest.Config) -> Path:
-    """The kind binary: ``--kind-bin``, else PATH, else built with Go and cached."""
-    with one_line_errors():
-        return find_kind(
-            pytestconfig.getoption("kind_bin"), progress=lambda m: say(pytestconfig, m)
-        )
-
-
-@pytest.fixture(scope="session")
-def node_image(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The node image: ``--node-image``, else kindlab's offline image (built once, cached)."""
-    lock = FileLock(str(lock_dir(tmp_path_factory) / "kindlab-node-image.lock"))
-    with lock, one_line_errors():
-        return choose_node_image(pytestconfig)
 
 
 def choose_node_image(config: pytest.Config, version: str | None = None) -> str:

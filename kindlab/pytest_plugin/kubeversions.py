@@ -9,9 +9,9 @@ the end, so the versions' clusters coexist.
 
 :class:`SessionClusters` holds one :class:`~kindlab.drivers.clusters.ClusterManager`
 per version, made on first use: that version's node image (built or reused once, under
-a lock shared with xdist workers) and kind release, and the minor in its clusters'
-names, so that clusters of different versions coexist. Under xdist each worker has its
-own, and the lock per (mode, version) makes one worker create each cluster.
+a lock shared with xdist workers), its kind release, and its minor in the clusters'
+names. Under xdist each worker has its own, and the lock per (mode, version) makes one
+worker create each cluster.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from filelock import FileLock
 
 from kindlab.drivers.clusters import Cluster, ClusterManager, config_for_version
 from kindlab.drivers.kind import Kind
-from kindlab.errors import PreconditionError
+from kindlab.errors import KindlabError, PreconditionError
 from kindlab.pytest_plugin.image import choose_node_image, kind_binary_for
 from kindlab.pytest_plugin.options import PARAM, item_version, run_versions
 from kindlab.pytest_plugin.output import say
@@ -75,16 +75,25 @@ class SessionClusters:
     def manager(self, version: str | None) -> ClusterManager:
         """The manager of ``version``'s clusters (None: ``--node-image``'s).
 
-        A version whose node image or kind cannot be had fails every test of it with
-        the same one line, and is not tried again.
+        A version whose node image or kind cannot be had (a precondition, or a build
+        command that failed) fails every test of it, and is not tried again: the later
+        ones fail with the first one's message as one line.
         """
         if version in self._failed:
             raise PreconditionError(self._failed[version])
         if version not in self.managers:
             try:
                 self.managers[version] = self._make(version)
-            except PreconditionError as exc:
-                self._failed[version] = str(exc)
+            except KindlabError as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self._failed[version] = (
+                    str(exc)
+                    if isinstance(exc, PreconditionError)
+                    else (
+                        f"Kubernetes {version}: its node image or kind failed earlier in this "
+                        f"run: {first}"
+                    )
+                )
                 raise
         return self.managers[version]
 

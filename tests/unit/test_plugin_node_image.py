@@ -70,7 +70,7 @@ def test_each_test_fails_with_the_same_one_line_and_docker_is_asked_once(
 def test_each_version_has_its_own_image_kind_and_cluster_names_and_a_failure_is_kept(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kindlab.errors import PreconditionError
+    from kindlab.errors import CommandError, PreconditionError
     from kindlab.pytest_plugin import kubeversions
 
     chosen: list[str | None] = []
@@ -79,6 +79,8 @@ def test_each_version_has_its_own_image_kind_and_cluster_names_and_a_failure_is_
         chosen.append(version)
         if version == "v1.25.15":
             raise PreconditionError("no image of 1.25 here")
+        if version == "v1.26.13":
+            raise CommandError(["go", "build"], 1, "", "link: invalid reference")
         return f"kindlab/node:{version}-x"
 
     monkeypatch.setattr(kubeversions, "choose_node_image", image)
@@ -89,7 +91,7 @@ def test_each_version_has_its_own_image_kind_and_cluster_names_and_a_failure_is_
     pytester.makepyfile(
         """
         import pytest
-        from kindlab.errors import PreconditionError
+        from kindlab.errors import CommandError, PreconditionError
 
         def test_managers(cluster_manager):
             old = cluster_manager.manager("v1.29.15")
@@ -102,10 +104,15 @@ def test_each_version_has_its_own_image_kind_and_cluster_names_and_a_failure_is_
             for _ in range(2):
                 with pytest.raises(PreconditionError, match="no image of 1.25 here"):
                     cluster_manager.manager("v1.25.15")
+            with pytest.raises(CommandError):
+                cluster_manager.manager("v1.26.13")
+            with pytest.raises(PreconditionError, match=r"v1.26.13: .* failed earlier .*go build"):
+                cluster_manager.manager("v1.26.13")
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--kind-bin", str(kind))
     result.assert_outcomes(passed=1)
-    assert chosen == ["v1.29.15", "v1.30.14", "v1.25.15"]  # the failure is not tried again
+    # a failure is not tried again
+    assert chosen == ["v1.29.15", "v1.30.14", "v1.25.15", "v1.26.13"]
     # leftovers are looked for once, after the first image was had
     assert (pytester.path / "kind-ran").read_text().splitlines() == ["get clusters"]
