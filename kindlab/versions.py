@@ -199,8 +199,12 @@ def kind_for(minor: Minor) -> KindChoice:
     kindlab's pinned kind writes kubeadm v1beta3 for every minor from 1.23; that works
     as long as kubeadm reads v1beta3 (to 1.36). From 1.37 kubeadm reads only v1beta4,
     which the newest kind writes from 1.36; there kindlab's cluster configs' kubeadm
-    patches (``extraArgs`` as a map, v1beta3's form) must take v1beta4's form (a list
-    of ``{name, value}``).
+    patches (``extraArgs`` as a map, v1beta3's form) take v1beta4's form (a list of
+    ``{name, value}``), made by ``kindlab.drivers.clusters.config_for_version``.
+    Read in the proxy's zips (2026-11-28): kind v0.30.0's
+    pkg/cluster/internal/kubeadm/config.go picks v1beta3 from 1.23 and nothing newer;
+    v0.33.0's picks v1beta4 from 1.36; k8s.io/kubernetes v1.36.5 has
+    cmd/kubeadm/app/apis/kubeadm/v1beta3, v1.37.2 does not.
     """
     if minor <= KUBEADM_V1BETA3_LAST:
         kind = KIND_RELEASES[PINNED_KIND]
@@ -210,8 +214,8 @@ def kind_for(minor: Minor) -> KindChoice:
         kind,
         kind.kubeadm_api(minor),
         f"kubeadm {minor} reads only v1beta4, which kind {PINNED_KIND} does not write; "
-        "kindlab's clusters/*.yaml patches give extraArgs as a map (v1beta3's form) and "
-        "need v1beta4's list of {name, value} here",
+        "kindlab's clusters/*.yaml patches give extraArgs as a map (v1beta3's form); the "
+        "config made for this version gives v1beta4's list of {name, value}",
     )
 
 
