@@ -264,3 +264,19 @@ def test_the_ipvs_guest_runs_one_version(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider", "--kubernetes-version", "1.29,1.30")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the ipvs guest holds the node image of one Kubernetes version*"])
+
+
+def test_xdist_workers_collect_the_same_version_axis(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.iptables
+        def test_on(kubernetes_version):
+            assert kubernetes_version in ("v1.29.15", "v1.30.14")
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-n", "2", "--kubernetes-version", "1.29,1.30"
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
