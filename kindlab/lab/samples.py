@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kindlab.drivers.kube import Kube, ServiceInfo, WaitTimeout, load_manifests
 from kindlab.drivers.node import Node
 from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
 from kindlab.timing import scaled
+from kindlab.versions import RELEASES, Minor
 
 NAMESPACE = "kindlab-lab"
+#: The e2e test server the sample pods run; the manifests name one tag of it.
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost"
 #: Replicas of the ``web`` Deployment (labs/manifests/web.yaml).
 WEB_REPLICAS = 3
 
@@ -37,8 +42,15 @@ def deploy_samples(
     progress: Callable[[str], None] = lambda _: None,
     timeout: float | None = None,
 ) -> Samples:
-    """Apply the sample manifests into ``namespace`` and wait for the endpoints."""
+    """Apply the sample manifests into ``namespace`` and wait for the endpoints.
+
+    The pods run the agnhost the cluster's version pins (:func:`agnhost_for`): a node
+    image of kindlab holds that tag only, and the pods never pull.
+    """
     docs = load_manifests(manifests or manifests_dir())
+    agnhost = agnhost_for(kube.server_version())
+    if agnhost is not None:
+        docs = with_image(docs, AGNHOST, agnhost)
     kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab"})
     kube.apply(docs, namespace=namespace)
     progress(f"waiting for {WEB_REPLICAS} ready endpoints of {namespace}/web")
@@ -46,6 +58,38 @@ def deploy_samples(
     web = kube.wait_service_endpoints(namespace, "web", WEB_REPLICAS, timeout=wait)
     empty = kube.service(namespace, "empty")
     return Samples(namespace=namespace, web=web, empty=empty)
+
+
+def agnhost_for(server_version: str) -> str | None:
+    """The agnhost image a Kubernetes version pins (kindlab.versions; None: no pins known).
+
+    >>> agnhost_for("v1.29.15"), agnhost_for("v1.34.4")
+    ('registry.k8s.io/e2e-test-images/agnhost:2.47', 'registry.k8s.io/e2e-test-images/agnhost:2.56')
+    >>> agnhost_for("v1.99.0") is None
+    True
+    """
+    try:
+        minor = Minor.parse(server_version)
+    except ValueError:
+        return None
+    release = RELEASES.get(minor)
+    if release is None or release.pins is None:
+        return None
+    return f"{AGNHOST}:{release.pins.agnhost}"
+
+
+def with_image(docs: Iterable[dict[str, Any]], repository: str, image: str) -> list[dict[str, Any]]:
+    """``docs`` with every container of ``repository`` (any tag) running ``image`` instead.
+
+    Pure: the documents given are not changed.
+    """
+    out = copy.deepcopy(list(docs))
+    for doc in out:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in [*spec.get("containers", []), *spec.get("initContainers", [])]:
+            if str(container.get("image", "")).startswith(f"{repository}:"):
+                container["image"] = image
+    return out
 
 
 _SYNCED = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
