@@ -144,10 +144,10 @@ class SyncWatch:
 
     def observe(self, metrics: Metrics, now: float) -> tuple[bool, str]:
         """Feed one scrape of ``/metrics`` taken at ``now``; (synced?, what it said)."""
-        last = metrics.value(_SYNCED, ip_family="IPv4")
-        queued = metrics.value(_QUEUED, ip_family="IPv4")
-        count = metrics.value(f"{_DURATION}_count", ip_family="IPv4")
-        total = metrics.value(f"{_DURATION}_sum", ip_family="IPv4") or 0.0
+        last = _ipv4(metrics, _SYNCED)
+        queued = _ipv4(metrics, _QUEUED)
+        count = _ipv4(metrics, f"{_DURATION}_count")
+        total = _ipv4(metrics, f"{_DURATION}_sum") or 0.0
         pending = sum(metrics.value(name) or 0 for name in _PENDING)
         if last is None or not count:
             return False, f"kube-proxy reports no sync yet (pending changes {pending:g})"
@@ -178,13 +178,28 @@ class SyncWatch:
         return programmed and heard, state
 
 
+def _ipv4(metrics: Metrics, name: str) -> float | None:
+    """The IPv4 proxier's sample of ``name``.
+
+    kube-proxy labels these metrics ``ip_family`` from 1.33 (pkg/proxy/metrics/metrics.go:
+    absent at v1.32.9, there at v1.33.13, the proxy's zips); before, its one series has
+    no such label (seen on v1.29.15: ``kubeproxy_sync_proxy_rules_last_timestamp_seconds
+    1.79e+09``).
+    """
+    labelled = metrics.value(name, ip_family="IPv4")
+    if labelled is not None:
+        return labelled
+    plain = [s for s in metrics.values(name) if s.label("ip_family") is None]
+    return plain[0].value if plain else None
+
+
 def _longest_sync(metrics: Metrics, count: float) -> float | None:
     """The smallest finite bucket bound that holds every sync, if one does."""
     bounds = [
         float(le)
         for sample in metrics.values(f"{_DURATION}_bucket")
         if (le := sample.label("le")) not in (None, "+Inf")
-        and sample.label("ip_family") == "IPv4"
+        and sample.label("ip_family") in ("IPv4", None)  # no label before 1.33
         and sample.value >= count
     ]
     return min(bounds) if bounds else None
