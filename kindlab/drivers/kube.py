@@ -152,6 +152,21 @@ class Kube:
         self._poll("every node to be Ready", check, timeout)
         return names
 
+    def wait_daemonset_rolled_out(self, namespace: str, name: str, timeout: float = 300) -> None:
+        """Wait until every pod of the DaemonSet runs its current template and is ready."""
+
+        def check() -> tuple[bool, str]:
+            ds = self.apps.read_namespaced_daemon_set(name, namespace)
+            st = ds.status
+            want = st.desired_number_scheduled or 0
+            updated = st.updated_number_scheduled or 0
+            ready = st.number_ready or 0
+            current = (st.observed_generation or 0) >= (ds.metadata.generation or 0)
+            done = current and want > 0 and updated == want and ready == want
+            return done, f"{updated}/{want} updated, {ready}/{want} ready"
+
+        self._poll(f"DaemonSet {namespace}/{name} to roll out", check, timeout)
+
     def wait_service_endpoints(
         self, namespace: str, name: str, count: int, timeout: float = 180
     ) -> ServiceInfo:

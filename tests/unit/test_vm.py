@@ -299,6 +299,9 @@ def test_the_guest_config_trims_the_control_plane_and_keeps_the_rest() -> None:
     # what the lab's objects need stays on
     for needed in ("endpointslice", "daemonset", "deployment", "replicaset", "node-ipam"):
         assert not [c for c in wanted if c.startswith(f"-{needed}")], needed
+    # etcd's request limit is 5 s plus two election timeouts: 25 s in the guest
+    etcd = yaml.safe_load(patches[-2])["etcd"]["local"]["extraArgs"]
+    assert 5 + 2 * int(etcd["election-timeout"]) / 1000 >= 25
 
 
 def test_under_tcg_the_payload_replaces_the_kind_configs() -> None:
@@ -352,18 +355,27 @@ def test_the_probe_patches_relax_only_probes_kubeadm_sets() -> None:
         assert container["livenessProbe"]["timeoutSeconds"] > 15  # kubeadm's
 
 
-def test_settle_gives_coredns_one_replica_and_a_patient_readiness_probe() -> None:
+def test_settle_gives_kube_proxy_a_cpu_request_and_coredns_one_patient_replica() -> None:
     from kindlab.drivers.vm import tuning
 
     applied: list[dict[str, object]] = []
+    waited: list[tuple[str, str]] = []
 
     class _Kube:
         def apply(self, docs: list[dict[str, object]]) -> None:
             applied.extend(docs)
 
+        def wait_daemonset_rolled_out(self, ns: str, name: str, timeout: float) -> None:
+            assert applied, "waited before applying"
+            waited.append((ns, name))
+
     tuning.settle(_Kube())  # type: ignore[arg-type]
-    (doc,) = applied
-    assert doc["metadata"] == {"name": "coredns", "namespace": "kube-system"}
+    proxy, dns = applied
+    assert dns["metadata"] == {"name": "coredns", "namespace": "kube-system"}
+    assert proxy["metadata"] == {"name": "kube-proxy", "namespace": "kube-system"}
+    assert waited == [("kube-system", "kube-proxy")]
+    (kp,) = tuning.KUBE_PROXY_SETTLED["spec"]["template"]["spec"]["containers"]
+    assert kp["resources"]["requests"]["cpu"] == tuning.KUBE_PROXY_CPU_REQUEST
     spec = tuning.COREDNS_SETTLED["spec"]
     assert spec["replicas"] == 1
     (container,) = spec["template"]["spec"]["containers"]

@@ -16,9 +16,10 @@ pods' probes are relaxed through kubeadm patches (the apiserver's readiness prob
 TLS handshake every second; a liveness probe that times out restarts a component that
 then spends minutes starting again), kind's local-path-provisioner is not installed (it
 crash-looped in the guest, and the lab has no volume), and once the cluster is up
-CoreDNS runs one replica whose readiness probe waits for a slow answer
+kube-proxy gets a CPU request, without which it is starved (:data:`KUBE_PROXY_SETTLED`),
+and CoreDNS runs one replica whose readiness probe waits for a slow answer
 (:func:`settle`): a flapping probe is an EndpointSlice change that kube-proxy must
-sync, minutes each under TCG. Pure except :func:`settle`; tested.
+sync. Pure except :func:`settle`; tested.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from kindlab.timing import scaled
 
 from .guest import PAYLOAD_SRC
 
@@ -49,6 +52,11 @@ TRIMMED_CONTROLLERS = (
     "ephemeral-volume-controller",
 )
 
+
+#: etcd's raft timing in the guest (etcd's defaults: 1000 and 100 ms): a request may
+#: take 5 s + 2 x 10 s to apply before etcd gives up on it.
+ETCD_ELECTION_TIMEOUT_MS = 10000
+ETCD_HEARTBEAT_MS = 1000
 
 #: kubeadm's wait for a healthy control plane (kubeadm v1beta3; 4m0s by default).
 CONTROL_PLANE_TIMEOUT = "20m0s"
@@ -117,6 +125,15 @@ def trimmed_config(text: str) -> str:
         "controllerManager:\n"
         "  extraArgs:\n"
         f'    controllers: "{controllers_flag()}"\n'
+        "etcd:\n"
+        "  local:\n"
+        "    extraArgs:\n"
+        # etcd fails a request it has not applied within 5 s plus two election
+        # timeouts; under TCG that was "etcdserver: request timed out", fatal to
+        # kube-controller-manager's token client, which restarted (seen 2026-11-28).
+        # One member: the election timeout only sets that limit.
+        f'      election-timeout: "{ETCD_ELECTION_TIMEOUT_MS}"\n'
+        f'      heartbeat-interval: "{ETCD_HEARTBEAT_MS}"\n'
     )
     init = f"kind: InitConfiguration\npatches:\n  directory: {NODE_PATCHES}\n"
     doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), patch, init]
@@ -158,9 +175,38 @@ COREDNS_SETTLED: dict[str, Any] = {
 }
 
 
+#: kube-proxy with a CPU request. kubeadm gives it none, so it is a BestEffort pod:
+#: its cgroup weighs 1 against the Burstable control plane's 30 and the kubelet's
+#: 100 (read in the guest, 2026-11-28). On a guest that emulation keeps saturated,
+#: kube-proxy and the iptables and ipset commands it runs got almost no CPU: one
+#: `iptables -C` ran 34 s, and a first ipvs sync had not finished 6 minutes after its
+#: caches synced. A request changes its cgroup weight, nothing in how it proxies.
+KUBE_PROXY_CPU_REQUEST = "500m"
+KUBE_PROXY_SETTLED: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+    "spec": {
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "kube-proxy",
+                        "resources": {"requests": {"cpu": KUBE_PROXY_CPU_REQUEST}},
+                    }
+                ]
+            }
+        },
+    },
+}
+
+
 def settle(kube: Kube) -> None:
-    """Once the guest's cluster is up: CoreDNS as :data:`COREDNS_SETTLED` says."""
-    kube.apply([COREDNS_SETTLED])
+    """Once the guest's cluster is up: kube-proxy and CoreDNS as :data:`KUBE_PROXY_SETTLED`
+    and :data:`COREDNS_SETTLED` say, and kube-proxy's new pod running before the lab
+    reads it."""
+    kube.apply([KUBE_PROXY_SETTLED, COREDNS_SETTLED])
+    kube.wait_daemonset_rolled_out("kube-system", "kube-proxy", timeout=scaled(300))
 
 
 class _BlockDumper(yaml.SafeDumper):
