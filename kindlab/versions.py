@@ -30,6 +30,9 @@ from kindlab.errors import PreconditionError
 #: Where the proxy answers below come from.
 PROBE = "proxy.golang.org (this machine's GOPROXY), 2026-11-28"
 PROBE_RECORDING = "tests/fixtures/goproxy/2026-11-28.json"
+#: The checksum database's answers (sum.golang.org through the proxy) for each chosen
+#: patch's staging modules, asked with kindlab.nodeimage.goproxy.unverified.
+SUMDB_RECORDING = "tests/fixtures/goproxy/2026-11-28-sumdb.json"
 
 
 # -- versions --------------------------------------------------------------------------
@@ -102,6 +105,10 @@ class Release:
     refused: tuple[Refusal, ...]  # newer patches (or all, when patch is None), newest first
     pins: Pins | None
     established: str
+    #: Staging modules of ``patch`` the checksum database has no line for: the build
+    #: exempts them with GONOSUMDB (it asks the database itself; this is the record,
+    #: replayed from :data:`SUMDB_RECORDING`).
+    unverified: tuple[str, ...] = ()
 
     @property
     def newest_refusal(self) -> Refusal | None:
@@ -192,8 +199,12 @@ def kind_for(minor: Minor) -> KindChoice:
     kindlab's pinned kind writes kubeadm v1beta3 for every minor from 1.23; that works
     as long as kubeadm reads v1beta3 (to 1.36). From 1.37 kubeadm reads only v1beta4,
     which the newest kind writes from 1.36; there kindlab's cluster configs' kubeadm
-    patches (``extraArgs`` as a map, v1beta3's form) must take v1beta4's form (a list
-    of ``{name, value}``).
+    patches (``extraArgs`` as a map, v1beta3's form) take v1beta4's form (a list of
+    ``{name, value}``), made by ``kindlab.drivers.clusters.config_for_version``.
+    Read in the proxy's zips (2026-11-28): kind v0.30.0's
+    pkg/cluster/internal/kubeadm/config.go picks v1beta3 from 1.23 and nothing newer;
+    v0.33.0's picks v1beta4 from 1.36; k8s.io/kubernetes v1.36.5 has
+    cmd/kubeadm/app/apis/kubeadm/v1beta3, v1.37.2 does not.
     """
     if minor <= KUBEADM_V1BETA3_LAST:
         kind = KIND_RELEASES[PINNED_KIND]
@@ -203,8 +214,8 @@ def kind_for(minor: Minor) -> KindChoice:
         kind,
         kind.kubeadm_api(minor),
         f"kubeadm {minor} reads only v1beta4, which kind {PINNED_KIND} does not write; "
-        "kindlab's clusters/*.yaml patches give extraArgs as a map (v1beta3's form) and "
-        "need v1beta4's list of {name, value} here",
+        "kindlab's clusters/*.yaml patches give extraArgs as a map (v1beta3's form); the "
+        "config made for this version gives v1beta4's list of {name, value}",
     )
 
 
@@ -213,6 +224,13 @@ def kind_for(minor: Minor) -> KindChoice:
 #: What the node image runs today: Debian trixie's containerd. Observed in a node of
 #: kindlab/node:v1.34.4 (tests/fixtures/captured/README.md, 2026-11-27).
 TRIXIE_CONTAINERD = "1.7.24"
+
+CONTAINERD_MODULE = "github.com/containerd/containerd"
+CONTAINERD_MODULE_V2 = "github.com/containerd/containerd/v2"
+#: containerd releases whose module the proxy serves whole (.info and .zip answered 200,
+#: 2026-11-28), oldest first; asked: v1.7.28, v1.7.29, v2.0.6 (403, refused), v2.1.5,
+#: v2.2.0, v2.3.1, v2.4.2.
+CONTAINERD_SERVED = ("1.7.28", "1.7.29", "2.1.5", "2.2.0", "2.3.1", "2.4.2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +256,17 @@ class ContainerdSupport:
                 return True
         return False
 
+    def build_candidate(self) -> str | None:
+        """The containerd release to build from its Go module where trixie's falls short:
+        the oldest one the proxy serves (:data:`CONTAINERD_SERVED`) that meets the
+        recommendation, a 1.7 first (its config is the one kind's node uses today)."""
+        if self.accepts(TRIXIE_CONTAINERD) is not False:
+            return None
+        return next((v for v in CONTAINERD_SERVED if self.accepts(v)), None)
+
     def runtime(self) -> str:
-        """What the node image should run: trixie's containerd, or a 2.x build."""
+        """What the node image should run: trixie's containerd, or a build of a served
+        release that meets containerd's recommendation."""
         ok = self.accepts(TRIXIE_CONTAINERD)
         if ok is None:
             return (
@@ -247,10 +274,12 @@ class ContainerdSupport:
             )
         if ok:
             return f"containerd {TRIXIE_CONTAINERD} (trixie)"
-        return (
-            f"containerd {self.wants} wanted; trixie's {TRIXIE_CONTAINERD} is not among them: "
-            "build github.com/containerd/containerd/v2"
-        )
+        wanted = f"containerd {self.wants} wanted; trixie's {TRIXIE_CONTAINERD} is not among them"
+        candidate = self.build_candidate()
+        if candidate is None:
+            return f"{wanted}, nor any release the proxy serves"
+        module = CONTAINERD_MODULE_V2 if candidate.startswith("2.") else CONTAINERD_MODULE
+        return f"{wanted}: build {module}@v{candidate} (not done yet: the node runs trixie's)"
 
 
 def _containerd_rows() -> dict[Minor, ContainerdSupport]:
@@ -260,8 +289,15 @@ def _containerd_rows() -> dict[Minor, ContainerdSupport]:
         "1.26+' (no per-minor row for 1.27 and 1.28 in the RELEASES.md of v1.7.13, v1.7.24, "
         "v2.0.0, v2.0.13 or v2.4.2; proxy zips, 2026-11-28)"
     )
-    v2_0_13 = "containerd v2.0.13 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28)"
-    v2_4_2 = "containerd v2.4.2 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28)"
+    v2_0_13 = (
+        "containerd v2.0.13 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28); "
+        "containerd/containerd RELEASES.md at 007244d86cab (the code search's copy, read "
+        "2026-11-28) has the same rows for 1.30 and 1.31 with 2.1.0+ added"
+    )
+    v2_4_2 = (
+        "containerd v2.4.2 RELEASES.md, Kubernetes support table (proxy zip, 2026-11-28); "
+        "its 1.32 and 1.33 rows are also in RELEASES.md at 007244d86cab"
+    )
     rows = [
         ("1.25", "1.7.0+, 1.6.4+", v1_7_24),
         ("1.26", "1.7.0+, 1.6.15+", v1_7_24),
@@ -363,6 +399,24 @@ def mode_support(mode: str, version: Minor | str) -> ModeSupport:
                 warning = text
         return ModeSupport(mode, minor, True, "", deprecated=warning)
     return ModeSupport(mode, minor, True, "")
+
+
+# -- the kubelet -----------------------------------------------------------------------
+
+#: From this minor the kubelet refuses to start on cgroup v1 unless its configuration
+#: says ``failCgroupV1: false``: pkg/kubelet/apis/config/v1beta1/defaults.go defaults
+#: FailCgroupV1 to false at v1.34.12 and to true at v1.35.8 (the proxy's zips,
+#: 2026-11-28); kind v0.30.0 does not set it. The project's hosts run cgroup v1
+#: (hybrid), and their README says 1.35 and later refuse it without this setting.
+#: On cgroup v2 the setting changes nothing.
+KUBELET_FAILS_ON_CGROUP_V1 = _m("1.35")
+
+
+def kubelet_patch(minor: Minor) -> str | None:
+    """A kubeadm config patch the kubelet of ``minor`` needs on these hosts (None: none)."""
+    if minor >= KUBELET_FAILS_ON_CGROUP_V1:
+        return "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+    return None
 
 
 # -- the choice ------------------------------------------------------------------------
@@ -505,6 +559,21 @@ RELEASES: Mapping[Minor, Release] = MappingProxyType(
                 _pins("v1.25.15", "3.5.9-0", "v1.9.3", "3.8", "2.40", "v1.34.0"),
                 _PROBED
                 + "17 patches served; v1.25.15 and every staging module it loads served whole",
+                (
+                    "k8s.io/cloud-provider",
+                    "k8s.io/cluster-bootstrap",
+                    "k8s.io/component-helpers",
+                    "k8s.io/controller-manager",
+                    "k8s.io/cri-api",
+                    "k8s.io/csi-translation-lib",
+                    "k8s.io/kube-controller-manager",
+                    "k8s.io/kube-proxy",
+                    "k8s.io/kube-scheduler",
+                    "k8s.io/kubelet",
+                    "k8s.io/legacy-cloud-providers",
+                    "k8s.io/mount-utils",
+                    "k8s.io/pod-security-admission",
+                ),
             ),
             Release(
                 _m("1.26"),
@@ -529,6 +598,7 @@ RELEASES: Mapping[Minor, Release] = MappingProxyType(
                 _pins("v1.27.16", "3.5.12-0", "v1.10.1", "3.9", "2.47", "v1.34.0"),
                 _PROBED
                 + "15 patches served; v1.27.16 and every staging module it loads served whole",
+                ("k8s.io/legacy-cloud-providers",),
             ),
             Release(
                 _m("1.28"),

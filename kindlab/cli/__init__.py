@@ -18,13 +18,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kindlab import __version__
-from kindlab.constants import LAYOUTS
+from kindlab.constants import KIND_VERSION, LAYOUTS
 from kindlab.drivers.cleanup import remove_labelled_containers
-from kindlab.drivers.clusters import ClusterManager, ModeUnsupported, config_path, preflight
-from kindlab.drivers.kind import Kind, find_kind
+from kindlab.drivers.clusters import (
+    ClusterManager,
+    ModeUnsupported,
+    config_for_version,
+    config_path,
+    preflight,
+)
+from kindlab.drivers.kind import Kind, find_kind, install_kind
 from kindlab.drivers.state import read_states
 from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.lab.samples import deploy_samples, wait_proxy_synced
+from kindlab.versions import Choice, choose
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -54,10 +61,24 @@ def _node_image(args: argparse.Namespace, *, kind_images: bool = True) -> str:
     return source.resolve(wanted, progress=_say, require=lambda _: None).ref
 
 
+def _version(args: argparse.Namespace) -> Choice | None:
+    """``--kubernetes-version`` as kindlab builds it (None: ``--node-image`` or neither)."""
+    if args.node_image or not args.kubernetes_version:
+        return None
+    return choose(args.kubernetes_version)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    # An unknown mode, a bad config, a node image Docker lacks or a kernel without the
-    # mode's support fails here, before anything is built or created.
-    config = Path(args.config) if args.config else config_path(args.mode, args.cluster_layout)
+    # An unknown mode, a bad config, a version without the mode, a node image Docker
+    # lacks or a kernel without the mode's support fails here, before anything is built
+    # or created.
+    version = _version(args)
+    if args.config:
+        config = Path(args.config)
+    elif version is not None:  # the mode's gate, if the version needs one
+        config = config_for_version(args.mode, version, layout=args.cluster_layout)
+    else:
+        config = config_path(args.mode, args.cluster_layout)
     try:
         preflight(args.mode, config, image=args.node_image)
     except ModeUnsupported as exc:
@@ -73,6 +94,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         image = _node_image(args, kind_images=False)
         return vm_cli.up_in_vm(image, args.kind_bin, args.vm_accel, args.vm_memory)
     manager = _manager(args, keep=True, image=_node_image(args))
+    if version is not None:
+        manager.version = version.minor  # its own name: clusters of two versions coexist
+        if not args.kind_bin and version.kind.version != KIND_VERSION:
+            manager.kind = Kind(install_kind(version.kind.version, progress=_say), progress=_say)
     cluster = manager.ensure(args.mode, config)
     samples = deploy_samples(cluster.kube, progress=_say)
     wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())
@@ -156,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         "clusters/MODE-multinode.yaml)",
     )
     up.add_argument("--node-image", help="kind node image (default: see --node-image-source)")
-    up.add_argument("--kubernetes-version", help="Kubernetes version of the node image")
+    up.add_argument(
+        "--kubernetes-version",
+        help="Kubernetes version of the node image (1.30 or v1.30.14); the cluster's name "
+        "carries its minor, and its config the gate the mode needs in it",
+    )
     from kindlab.nodeimage import source
 
     up.add_argument(

@@ -28,7 +28,13 @@ from types import FrameType
 
 from kindlab.constants import CLUSTER_PREFIX, LAYOUTS, PROXY_MODES
 from kindlab.drivers import kernel
-from kindlab.drivers.kind import ClusterConfig, Kind, load_cluster_config
+from kindlab.drivers.kind import (
+    KUBEADM_V1BETA4,
+    ClusterConfig,
+    Kind,
+    load_cluster_config,
+    render_cluster_config,
+)
 from kindlab.drivers.kube import Kube
 from kindlab.drivers.node import Node, Recorder, docker_client
 from kindlab.drivers.proc import pid_alive
@@ -43,6 +49,7 @@ from kindlab.drivers.state import (
 from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.paths import cache_dir, clusters_dir
 from kindlab.timing import scaled
+from kindlab.versions import Choice, Minor, kubelet_patch
 
 Progress = Callable[[str], None]
 
@@ -130,6 +137,57 @@ def config_path(mode: str, layout: str = "single") -> Path:
 def cluster_base_name(mode: str, layout: str = "single") -> str:
     """``kindlab-MODE``, or ``kindlab-MODE-LAYOUT``: the layouts of a mode never share a name."""
     return f"{CLUSTER_PREFIX}{mode}" + ("" if layout == "single" else f"-{layout}")
+
+
+def config_for_version(
+    mode: str, version: Choice, directory: Path | None = None, *, layout: str = "single"
+) -> Path:
+    """kindlab's kind config for ``mode`` and ``layout`` as Kubernetes ``version`` needs it.
+
+    kindlab's own (clusters/MODE.yaml, or MODE-LAYOUT.yaml) where it fits as it is; else
+    a config made from it (:func:`~kindlab.drivers.kind.render_cluster_config`) and written under
+    ``<cache>/configs/``, named by content: with the feature gate a mode needs in this
+    version (nftables: ``NFTablesProxyMode`` in 1.29 and 1.30, from
+    :func:`kindlab.versions.mode_support`), and its kubeadm patches in the form of the
+    kubeadm API the version's kind writes, and from 1.35 the kubelet told to run on
+    cgroup v1 (:func:`kindlab.versions.kubelet_patch`). Raises :class:`PreconditionError` when the
+    version lacks the mode.
+    """
+    base = config_path(mode, layout)
+    support = version.mode(mode)
+    if not support.available:
+        raise PreconditionError(support.reason)
+    gates = {support.feature_gate: True} if support.feature_gate else {}
+    api = version.kind.kubeadm_api
+    kubelet = kubelet_patch(version.minor)
+    if not gates and api != KUBEADM_V1BETA4 and kubelet is None:
+        return base
+    why = [f"{g}=true (kube-proxy {version.minor} has {mode} mode only behind it)" for g in gates]
+    if api == KUBEADM_V1BETA4:
+        why.append(f"kubeadm patches in {api}'s form (kind {version.kind.version})")
+    if kubelet is not None:
+        why.append(f"kubelet failCgroupV1: false (kubelet {version.minor} refuses cgroup v1)")
+    header = f"Made by kindlab from {base.name} for Kubernetes {version.patch}: " + "; ".join(why)
+    text = render_cluster_config(
+        base.read_text(),
+        feature_gates=gates,
+        kubeadm_api=api,
+        extra_patches=[kubelet] if kubelet else [],
+        header=header,
+    )
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    out = (directory or cache_dir() / "configs") / f"{base.stem}-{version.patch}-{digest}.yaml"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return out
+
+
+def version_label(minor: Minor) -> str:
+    """What a cluster's name carries of its Kubernetes version: ``Minor(1, 29)`` -> ``v1-29``."""
+    return f"v{minor.major}-{minor.minor}"
 
 
 def preflight(mode: str, config: Path | None = None, *, image: str | None = None) -> ClusterConfig:
@@ -224,6 +282,7 @@ class ClusterManager:
         progress: Progress = _quiet,
         after_create: Callable[[Cluster], None] | None = None,
         layout: str = "single",
+        version: Minor | None = None,
     ) -> None:
         self.kind = kind
         #: every cluster of this manager: clusters/MODE.yaml, or MODE-LAYOUT.yaml
@@ -231,6 +290,9 @@ class ClusterManager:
         #: run on each new cluster once its nodes are Ready (a guest's tuning)
         self.after_create = after_create
         self.image = image
+        #: The Kubernetes minor of ``image``, when known: clusters of different
+        #: versions get different names and coexist.
+        self.version = version
         self.keep = keep
         self.run_id = run_id or secrets.token_hex(3)
         self.state_dir = state_dir or default_dir()
@@ -240,8 +302,13 @@ class ClusterManager:
     # -- names and state -------------------------------------------------------
 
     def name_for(self, mode: str) -> str:
-        """Kept clusters have a stable name to be found again; others are per run."""
+        """Kept clusters have a stable name to be found again; others are per run.
+
+        With a version, its minor is in the name (``kindlab-iptables-v1-29-1a2b3c``).
+        """
         base = cluster_base_name(mode, self.layout)
+        if self.version is not None:
+            base += f"-{version_label(self.version)}"
         return base if self.keep else f"{base}-{self.run_id}"
 
     def states(self) -> dict[str, ClusterState]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,83 @@ def parse_cluster_config(text: str, path: Path = Path("<config>")) -> ClusterCon
         pod_subnet=net.get("podSubnet"),
         node_roles=roles,
     )
+
+
+#: kubeadm's config API from which ``extraArgs`` is a list of ``{name, value}``
+#: (v1beta4); before it (v1beta3) a map of name to value.
+KUBEADM_V1BETA4 = "kubeadm.k8s.io/v1beta4"
+
+
+def render_cluster_config(
+    text: str,
+    *,
+    feature_gates: Mapping[str, bool] | None = None,
+    kubeadm_api: str = "kubeadm.k8s.io/v1beta3",
+    extra_patches: Sequence[str] = (),
+    header: str = "",
+) -> str:
+    """A kind ``Cluster`` config made from ``text`` for one Kubernetes version (pure).
+
+    ``feature_gates`` go into kind's top-level ``featureGates``, which kind writes into
+    every component's config: the API server's, controller manager's and scheduler's
+    ``feature-gates`` flag, and the ``featureGates`` of KubeletConfiguration and
+    KubeProxyConfiguration (sigs.k8s.io/kind v0.30.0,
+    pkg/cluster/internal/kubeadm/config.go). Where kind writes kubeadm ``v1beta4``
+    (``kubeadm_api``), the ``extraArgs`` maps of ``kubeadmConfigPatches`` become
+    v1beta4's lists of ``{name, value}``; kubeadm 1.37 reads no other form.
+    ``extra_patches`` are added to ``kubeadmConfigPatches`` as they are. Comments
+    of ``text`` are not kept: ``header`` says where the result came from.
+    """
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        raise PreconditionError("cluster config: expected a mapping")
+    if feature_gates:
+        gates = dict(doc.get("featureGates") or {})
+        gates.update(feature_gates)
+        doc["featureGates"] = gates
+    if kubeadm_api == KUBEADM_V1BETA4:
+        doc["kubeadmConfigPatches"] = [
+            _extra_args_as_list(patch) for patch in doc.get("kubeadmConfigPatches") or []
+        ]
+    if extra_patches:
+        doc["kubeadmConfigPatches"] = [*(doc.get("kubeadmConfigPatches") or []), *extra_patches]
+    body = yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False)
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + body
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes a string of several lines (a kubeadm patch) as a ``|`` block, as kindlab's
+    own configs do."""
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+#: The keys whose map values v1beta4 takes as lists of ``{name, value}``.
+_ARG_MAPS = ("extraArgs", "kubeletExtraArgs")
+
+
+def _extra_args_as_list(patch: str) -> str:
+    """One kubeadm config patch with every ``extraArgs`` map as a v1beta4 list."""
+    doc = yaml.safe_load(patch)
+    if not isinstance(doc, dict):
+        return patch
+    pending: list[object] = [doc]  # a worklist: no recursion over the patch's nesting
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            for key in _ARG_MAPS:
+                if isinstance(node.get(key), dict):
+                    node[key] = [{"name": k, "value": str(v)} for k, v in node[key].items()]
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
 def find_kind(

@@ -13,6 +13,8 @@ that ran, in the mode the claim is about, at the version it ran on.
 - :func:`changes`: where one claim's behaviour changed between two adjacent
   versions that ran in one mode (the expectation differs, or the outcome), with
   both cells.
+- :func:`mode_notes`: what :mod:`kindlab.versions` says of each (mode, version) that
+  ran: a feature gate the mode needed, kube-proxy's deprecation of ipvs.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kindlab.constants import PROXY_MODES
 from kindlab.lab.expectations import CLAIMS, Claim, PostVerdict
-from kindlab.versions import Minor
+from kindlab.versions import Minor, mode_support
 
 if TYPE_CHECKING:
     from kindlab.lab.report import Entry
@@ -293,3 +296,46 @@ def _join(items: Sequence[str]) -> str:
 def _observed(cell: Cell) -> str:
     text = " ".join(cell.entries[0].observed.split())
     return repr(text if len(text) <= 200 else text[:199] + "…")
+
+
+# -- what each (mode, version) is, upstream -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModeNote:
+    """Something upstream says of one (mode, version) of the run."""
+
+    column: Column
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.column.mode, "version": self.column.version, "note": self.text}
+
+
+def mode_notes(entries: Iterable[Entry]) -> list[ModeNote]:
+    """Per column of the run: the feature gate its mode needed, and kube-proxy's own
+    deprecation warning (ipvs from 1.35), from :func:`kindlab.versions.mode_support`."""
+    out = []
+    for column in columns(entries):
+        minor = column.minor
+        if minor is None or column.mode not in PROXY_MODES:  # "a/b": an entry of two modes
+            continue
+        support = mode_support(column.mode, minor)
+        if not support.available:
+            out.append(ModeNote(column, support.reason))
+        if support.feature_gate:
+            out.append(
+                ModeNote(
+                    column,
+                    f"kube-proxy {minor} has {column.mode} mode only behind the feature gate "
+                    f"{support.feature_gate}; kindlab's cluster config turned it on",
+                )
+            )
+        if support.deprecated:
+            out.append(
+                ModeNote(
+                    column,
+                    f'deprecated: kube-proxy {minor} warns "{support.deprecated}"',
+                )
+            )
+    return out

@@ -126,6 +126,7 @@ def render_json(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
         "matrix": [c.to_json() for c in matrix.cells(ordered)],
         "post": [r.to_json() for r in matrix.post_verdicts(ordered)],
         "changes": [c.to_json() for c in matrix.changes(ordered)],
+        "modes": [n.to_json() for n in matrix.mode_notes(ordered)],
         "entries": [e.to_json() for e in ordered],
     }
     return json.dumps(doc, indent=2, sort_keys=False, default=str)
@@ -142,6 +143,7 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
         "",
         f"**{counts['passed']} passed, {counts['failed']} failed, {counts['not run']} not run.**",
         "",
+        *_versions_section(meta),
         "| # | claim | mode | Kubernetes | result | observed |",
         "|---|---|---|---|---|---|",
     ]
@@ -153,7 +155,8 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
             f"| {c.number} | {c.title} | {mode} | {e.kubernetes_version} | "
             f"{_badge(e.outcome)} | {_cell(seen)} |"
         )
-    out += ["", *_matrix_section(ordered), *_post_section(ordered), *_changes_section(ordered)]
+    out += ["", *_matrix_section(ordered), *_modes_section(ordered), *_post_section(ordered)]
+    out += _changes_section(ordered)
     out += ["## Claims", ""]
     by_claim: dict[str, list[Entry]] = {}
     for e in ordered:
@@ -187,6 +190,23 @@ def render_markdown(entries: Iterable[Entry], meta: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _versions_section(meta: dict[str, Any]) -> list[str]:
+    """The run's Kubernetes versions: kind, kubeadm API, containerd's recommendation."""
+    versions = meta.get("versions") or []
+    if not versions:
+        return []
+    out = [
+        "| Kubernetes | kind | kubeadm config | containerd recommends | the node runs |",
+        "|---|---|---|---|---|",
+    ]
+    for v in versions:
+        out.append(
+            f"| {v['version']} | {v['kind']} | {v['kubeadm_api']} | "
+            f"{v['containerd_recommended']} | {_cell(v['runtime'], 200)} |"
+        )
+    return [*out, ""]
+
+
 def _matrix_section(entries: Sequence[Entry]) -> list[str]:
     """Claims by (mode, version): passed, failed, not run; blank where a claim is not
     about the mode."""
@@ -205,6 +225,16 @@ def _matrix_section(entries: Sequence[Entry]) -> list[str]:
             continue
         marks = [_badge(row[col].outcome) if col in row else "" for col in cols]
         out.append(f"| {c.number} | {_cell(c.title, 80)} | " + " | ".join(marks) + " |")
+    return [*out, ""]
+
+
+def _modes_section(entries: Sequence[Entry]) -> list[str]:
+    """What upstream says of each (mode, version) that ran: gates, deprecations."""
+    notes = matrix.mode_notes(entries)
+    if not notes:
+        return []
+    out = ["## The modes, per version", ""]
+    out += [f"- **{n.column}**: {_cell(n.text, 300)}" for n in notes]
     return [*out, ""]
 
 

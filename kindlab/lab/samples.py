@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kindlab.drivers.kube import Endpoint, Kube, ServiceInfo, WaitTimeout, load_manifests
 from kindlab.drivers.node import NodeBase
 from kindlab.parsers.prometheus import Metrics, parse_prometheus
 from kindlab.paths import manifests_dir
 from kindlab.timing import scaled
+from kindlab.versions import RELEASES, Minor
 
 NAMESPACE = "kindlab-lab"
+#: The e2e test server the sample pods run; the manifests name one tag of it.
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost"
 #: Replicas of the ``web`` Deployment (labs/manifests/web.yaml).
 WEB_REPLICAS = 3
 
@@ -39,8 +44,12 @@ def deploy_samples(
     timeout: float | None = None,
 ) -> Samples:
     """Apply the sample manifests into ``namespace`` (with ``labels``) and wait for the
-    endpoints."""
-    docs = load_manifests(manifests or manifests_dir())
+    endpoints.
+
+    The pods run the agnhost the cluster's version pins (:func:`agnhost_for`): a node
+    image of kindlab holds that tag only, and the pods never pull.
+    """
+    docs = _for_version(kube, load_manifests(manifests or manifests_dir()))
     kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab", **(labels or {})})
     kube.apply(docs, namespace=namespace)
     progress(f"waiting for {WEB_REPLICAS} ready endpoints of {namespace}/web")
@@ -80,7 +89,7 @@ def deploy_across_nodes(
     timeout: float | None = None,
 ) -> AcrossNodes:
     """Apply labs/manifests/multinode into ``namespace`` and wait for both Services' pods."""
-    docs = load_manifests(manifests or manifests_dir() / ACROSS_NODES_DIR)
+    docs = _for_version(kube, load_manifests(manifests or manifests_dir() / ACROSS_NODES_DIR))
     kube.ensure_namespace(namespace, {"app.kubernetes.io/part-of": "kindlab"})
     kube.apply(docs, namespace=namespace)
     wait = scaled(240) if timeout is None else timeout
@@ -88,6 +97,44 @@ def deploy_across_nodes(
     pinned = kube.wait_service_endpoints(namespace, "pinned", PINNED_REPLICAS, timeout=wait)
     client = kube.wait_service_endpoints(namespace, "client", 1, timeout=wait)
     return AcrossNodes(pinned=pinned, client=next(e for e in client.endpoints if e.ready))
+
+
+def agnhost_for(server_version: str) -> str | None:
+    """The agnhost image a Kubernetes version pins (kindlab.versions; None: no pins known).
+
+    >>> agnhost_for("v1.29.15"), agnhost_for("v1.34.4")
+    ('registry.k8s.io/e2e-test-images/agnhost:2.47', 'registry.k8s.io/e2e-test-images/agnhost:2.56')
+    >>> agnhost_for("v1.99.0") is None
+    True
+    """
+    try:
+        minor = Minor.parse(server_version)
+    except ValueError:
+        return None
+    release = RELEASES.get(minor)
+    if release is None or release.pins is None:
+        return None
+    return f"{AGNHOST}:{release.pins.agnhost}"
+
+
+def with_image(docs: Iterable[dict[str, Any]], repository: str, image: str) -> list[dict[str, Any]]:
+    """``docs`` with every container of ``repository`` (any tag) running ``image`` instead.
+
+    Pure: the documents given are not changed.
+    """
+    out = copy.deepcopy(list(docs))
+    for doc in out:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in [*spec.get("containers", []), *spec.get("initContainers", [])]:
+            if str(container.get("image", "")).startswith(f"{repository}:"):
+                container["image"] = image
+    return out
+
+
+def _for_version(kube: Kube, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sample ``docs`` with the agnhost the cluster's version pins, where known."""
+    agnhost = agnhost_for(kube.server_version())
+    return with_image(docs, AGNHOST, agnhost) if agnhost is not None else list(docs)
 
 
 _SYNCED = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
@@ -142,10 +189,10 @@ class SyncWatch:
 
     def observe(self, metrics: Metrics, now: float) -> tuple[bool, str]:
         """Feed one scrape of ``/metrics`` taken at ``now``; (synced?, what it said)."""
-        last = metrics.value(_SYNCED, ip_family="IPv4")
-        queued = metrics.value(_QUEUED, ip_family="IPv4")
-        count = metrics.value(f"{_DURATION}_count", ip_family="IPv4")
-        total = metrics.value(f"{_DURATION}_sum", ip_family="IPv4") or 0.0
+        last = _ipv4(metrics, _SYNCED)
+        queued = _ipv4(metrics, _QUEUED)
+        count = _ipv4(metrics, f"{_DURATION}_count")
+        total = _ipv4(metrics, f"{_DURATION}_sum") or 0.0
         pending = sum(metrics.value(name) or 0 for name in _PENDING)
         if last is None or not count:
             return False, f"kube-proxy reports no sync yet (pending changes {pending:g})"
@@ -176,13 +223,28 @@ class SyncWatch:
         return programmed and heard, state
 
 
+def _ipv4(metrics: Metrics, name: str) -> float | None:
+    """The IPv4 proxier's sample of ``name``.
+
+    kube-proxy labels these metrics ``ip_family`` from 1.33 (pkg/proxy/metrics/metrics.go:
+    absent at v1.32.9, there at v1.33.13, the proxy's zips); before, its one series has
+    no such label (seen on v1.29.15: ``kubeproxy_sync_proxy_rules_last_timestamp_seconds
+    1.79e+09``).
+    """
+    labelled = metrics.value(name, ip_family="IPv4")
+    if labelled is not None:
+        return labelled
+    plain = [s for s in metrics.values(name) if s.label("ip_family") is None]
+    return plain[0].value if plain else None
+
+
 def _longest_sync(metrics: Metrics, count: float) -> float | None:
     """The smallest finite bucket bound that holds every sync, if one does."""
     bounds = [
         float(le)
         for sample in metrics.values(f"{_DURATION}_bucket")
         if (le := sample.label("le")) not in (None, "+Inf")
-        and sample.label("ip_family") == "IPv4"
+        and sample.label("ip_family") in ("IPv4", None)  # no label before 1.33
         and sample.value >= count
     ]
     return min(bounds) if bounds else None

@@ -29,7 +29,7 @@ from kindlab.drivers.proc import run
 from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.paths import cache_dir
 
-from . import gobuild, images, kindsrc
+from . import gobuild, goproxy, images, kindsrc
 from .cache import cache_key, hash_files, hash_tree, short
 from .versions import (
     DEBIAN_MIRROR,
@@ -236,8 +236,17 @@ def stage_node_base(ctx: _Ctx, rootfs: str, kind_dir: Path) -> str:
     return tag
 
 
-def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
-    """Run one Go build; return the directory holding its binaries."""
+def stage_go(
+    ctx: _Ctx,
+    build: gobuild.GoBuild,
+    extra_env: Callable[[], dict[str, str]] | None = None,
+) -> Path:
+    """Run one Go build; return the directory holding its binaries.
+
+    ``extra_env`` is called only when the build runs (not when it is cached): what it
+    returns goes into the Go command's environment, and not into the cache key, so it
+    must not change what is built.
+    """
     go_version = run([ctx.go, "env", "GOVERSION"]).strip()
     source_hash = hash_tree(build.source) if build.source else None
     key = cache_key(
@@ -259,6 +268,7 @@ def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
         return out
     ctx.missing(f"go {build.name}")
     shutil.rmtree(out, ignore_errors=True)
+    env = go_env(ctx) | (extra_env() if extra_env else {})
     bindir = out / "bin"
     bindir.mkdir(parents=True)
     if build.source is not None:
@@ -271,7 +281,12 @@ def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
         (workdir / "go.mod").write_text(build.go_mod)
         (workdir / "tools.go").write_text(gobuild.tools_go(build.packages))
         ctx.progress(f"go {build.name}: resolving modules (go mod tidy)")
-        run([ctx.go, "mod", "tidy"], cwd=workdir, env=go_env(ctx))
+        # -e: tidy loads the packages of every build tag, and the proxy may refuse a
+        # module that only a tag this build never sets imports (CoreDNS v1.11.1, 1.29's
+        # pin: DataDog/appsec-internal-go/netip imports inet.af/netaddr only under
+        # `!go1.19`, whose zip the proxy refused, 403, 2026-11-28). `go build` below
+        # still fails, naming the module, if the build itself needs a missing one.
+        run([ctx.go, "mod", "tidy", "-e"], cwd=workdir, env=env)
     ctx.progress(f"go {build.name}: building {', '.join(build.outputs())}")
     started = time.monotonic()
     count = 0
@@ -296,7 +311,7 @@ def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
             *build.packages,
         ],
         cwd=workdir,
-        env=go_env(ctx),
+        env=env,
         on_line=line,
     )
     for built, wanted in build.rename:
@@ -309,6 +324,37 @@ def stage_go(ctx: _Ctx, build: gobuild.GoBuild) -> Path:
     ctx.progress(f"go {build.name}: done in {mins:.1f} min")
     done.write_text(key + "\n")
     return out
+
+
+def sumdb_exemption(ctx: _Ctx, kubernetes_go_mod: str) -> dict[str, str]:
+    """``GONOSUMDB`` naming the staging modules the checksum database lacks, if any.
+
+    The Go command verifies each module it downloads against the checksum database;
+    for some releases that database (asked through the proxy) has no line for
+    staging modules the proxy serves (13 of v1.25.15's, 2026-11-28), and ``go mod
+    tidy`` stops. Nothing else pins them: k8s.io/kubernetes's own go.sum has no line
+    for any staging module (its go.mod replaces them with ./staging/ paths; checked in
+    v1.25.15's), and its zip leaves out ./staging/ (nested modules). So those modules,
+    and only those, are taken as the proxy serves them; every other module is still
+    verified, and the wrapper's go.sum keeps the hashes they were built from. Asked of
+    the database when the Go build runs (:func:`goproxy.unverified`), not kept as data,
+    so that a patch the probe never chose is handled too.
+    """
+    sumdb = goproxy.sumdb_name(run([ctx.go, "env", "GOSUMDB"]).strip())
+    if sumdb is None:
+        return {}  # GOSUMDB=off: nothing is verified, nothing to exempt
+    staging = [m for m in gobuild.staging_modules(kubernetes_go_mod) if m not in goproxy.NOT_LOADED]
+    base = goproxy.proxy_url(run([ctx.go, "env", "GOPROXY"]).strip())
+    missing = goproxy.unverified(goproxy.http_fetch(base), sumdb, staging, ctx.version.staging)
+    if not missing:
+        return {}
+    ctx.progress(
+        f"go kubernetes: the checksum database {sumdb} has no line for {len(missing)} staging "
+        f"modules at {ctx.version.staging} ({', '.join(missing)}): exempted with GONOSUMDB, "
+        "taken as the proxy serves them"
+    )
+    current = run([ctx.go, "env", "GONOSUMDB"]).strip()
+    return {"GONOSUMDB": goproxy.gonosumdb(current, missing)}
 
 
 def stage_pause(ctx: _Ctx, kubernetes_dir: Path) -> Path:
@@ -738,11 +784,13 @@ def _recipe(ctx: _Ctx) -> tuple[_Plan, str, str]:
     node_base = stage_node_base(ctx, rootfs, kind_dir)
 
     bins: dict[str, Path] = {}
-    builds = [gobuild.kubernetes_build(version, (kube_dir / "go.mod").read_text())]
+    kube_go_mod = (kube_dir / "go.mod").read_text()
+    builds = [gobuild.kubernetes_build(version, kube_go_mod)]
     builds += gobuild.component_builds(pins, LOCAL_PATH_PROVISIONER_VERSION)
     builds.append(gobuild.kindnet_build())
     for b in builds:
-        out = stage_go(ctx, b)
+        exempt = (lambda: sumdb_exemption(ctx, kube_go_mod)) if b.name == "kubernetes" else None
+        out = stage_go(ctx, b, exempt)
         for name in b.outputs():
             bins[name] = out / "bin" / name
     bins["pause"] = stage_pause(ctx, kube_dir) / "bin" / "pause"

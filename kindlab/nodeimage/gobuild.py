@@ -109,6 +109,37 @@ def kubernetes_build(version: KubeVersion, kubernetes_go_mod: str) -> GoBuild:
     )
 
 
+#: CoreDNS releases whose x/net reaches into the standard library with
+#: ``//go:linkname syscall_recvmsg syscall.recvmsg`` (golang.org/x/net/internal/socket/
+#: sys_unix.go). Go 1.23's linker refuses such a reference to a symbol that is not
+#: marked for it ("invalid reference to syscall.recvmsg"; seen building CoreDNS v1.9.3,
+#: Kubernetes 1.25's pin, with Go 1.26, 2026-11-28). CoreDNS v1.9.3 requires x/net
+#: v0.0.0-20220520000938, which has the line; v1.10.1 (1.27's pin) requires x/net v0.4.0,
+#: and x/net v0.1.0 to v0.4.0 do not have it (read in the proxy's zips). v1.9.4 and
+#: v1.10.0 require x/net of 2022-07-22, before v0.1.0: not checked, so counted in.
+COREDNS_LINKNAME_FIXED = (1, 10, 1)
+
+
+def coredns_ldflags(tag: str) -> str:
+    """CoreDNS's link flags; ``-checklinkname=0`` where its x/net needs the old linkname.
+
+    ``-checklinkname=0`` turns off only the linker's new check; the symbol is still
+    there in Go 1.26 (the link succeeds with it), the way Go 1.22 linked it.
+
+    >>> coredns_ldflags("v1.9.3").split()[-1]
+    '-checklinkname=0'
+    >>> "-checklinkname=0" in coredns_ldflags("v1.11.1")
+    False
+    """
+    flags = "-s -w -X github.com/coredns/coredns/coremain.GitCommit=kindlab"
+    found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", tag)
+    if found is None:
+        raise ValueError(f"unexpected CoreDNS version {tag!r}")
+    if tuple(int(g) for g in found.groups()) < COREDNS_LINKNAME_FIXED:
+        flags += " -checklinkname=0"
+    return flags
+
+
 def component_builds(pins: MinorPins, local_path_version: str) -> list[GoBuild]:
     etcd = etcd_module_version(pins.etcd)
     return [
@@ -122,7 +153,7 @@ def component_builds(pins: MinorPins, local_path_version: str) -> list[GoBuild]:
         GoBuild(
             name="coredns",
             packages=("github.com/coredns/coredns",),
-            ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=kindlab",
+            ldflags=coredns_ldflags(pins.coredns),
             go_mod=wrapper_go_mod({"github.com/coredns/coredns": pins.coredns}, module="coredns"),
         ),
         GoBuild(

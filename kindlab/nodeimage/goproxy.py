@@ -9,6 +9,14 @@ wrapper of :mod:`kindlab.nodeimage.gobuild` requires, but for the :data:`NOT_LOA
 ones, which the build never reads)? The first patch with no refusal is the choice;
 the refusals of newer patches are its reason.
 
+The Go command also verifies every module it downloads against the checksum database
+(``GOSUMDB``, asked through the same proxy: ``<proxy>/sumdb/<name>/lookup/mod@ver``).
+That database may lack a module the proxy serves: on 2026-11-28 it answered 404 for
+13 staging modules of v1.25.15 (k8s.io/cloud-provider, controller-manager, cri-api,
+kubelet …), and ``go mod tidy`` refused them. :func:`unverified` asks the database
+for each module the build loads; the probe records its answer (``PatchProbe.unverified``)
+and the build exempts exactly those modules (:func:`gonosumdb`).
+
 The client talks HTTP through one callable (``fetch(method, path) -> Answer``), so
 a probe can be recorded (:class:`Recorder`) and replayed offline in unit tests
 (:class:`Replay`). What kindlab concluded from a probe is data in
@@ -93,8 +101,17 @@ def proxy_url(goproxy: str) -> str:
 
 
 def configured_proxy(go: str = "/usr/local/go/bin/go") -> str:
-    out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True, check=True)
-    return proxy_url(out.stdout.strip())
+    return proxy_url(go_env_value(go, "GOPROXY"))
+
+
+def configured_sumdb(go: str = "/usr/local/go/bin/go") -> str | None:
+    """The checksum database ``go`` verifies against (None: ``GOSUMDB=off``)."""
+    return sumdb_name(go_env_value(go, "GOSUMDB"))
+
+
+def go_env_value(go: str, name: str) -> str:
+    out = subprocess.run([go, "env", name], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 def http_fetch(base: str, timeout: float = 60) -> Fetch:
@@ -204,6 +221,9 @@ class PatchProbe:
     version: str  # "v1.25.16"
     refusals: tuple[Refusal, ...]
     staging: tuple[str, ...]  # the staging modules asked about (all the build loads)
+    #: Of those, the ones the checksum database has no line for (asked only when the
+    #: probe was given a database): buildable, but only with GONOSUMDB naming them.
+    unverified: tuple[str, ...] = ()
 
     @property
     def buildable(self) -> bool:
@@ -231,8 +251,60 @@ def module_files(fetch: Fetch, module: str, version: str, files: Iterable[str]) 
     return []
 
 
-def probe_patch(fetch: Fetch, version: str) -> PatchProbe:
-    """Is ``k8s.io/kubernetes@version`` buildable from what the proxy serves?"""
+def sumdb_name(gosumdb: str) -> str | None:
+    """The database's name in a ``GOSUMDB`` setting (None: ``off``, nothing is verified).
+
+    >>> sumdb_name("sum.golang.org+033de0ae+Ac4zctda0e https://sum.example")
+    'sum.golang.org'
+    >>> sumdb_name(""), sumdb_name("off")
+    ('sum.golang.org', None)
+    """
+    name = gosumdb.strip().split(" ")[0].split("+")[0]
+    if name == "off":
+        return None
+    return name or "sum.golang.org"  # Go's default when GOSUMDB is empty
+
+
+def unverified(fetch: Fetch, sumdb: str, modules: Iterable[str], version: str) -> tuple[str, ...]:
+    """The ``modules`` (at ``version``) the checksum database ``sumdb`` has no line for.
+
+    Asked as the Go command asks, through the proxy (``sumdb/<name>/lookup/...``). Only
+    "not found" (404, 410) counts: any other failure is raised, not taken for a gap,
+    so that a proxy that is down never turns verification off.
+    """
+    missing = []
+    for module in modules:
+        answer = fetch("GET", f"sumdb/{sumdb}/lookup/{escape(module)}@{version}")
+        if answer.status in (404, 410):
+            missing.append(module)
+        elif not answer.ok:
+            raise LookupError(
+                f"checksum database {sumdb}: {module}@{version}: {answer.status} {answer.message}"
+            )
+    return tuple(missing)
+
+
+def gonosumdb(current: str, modules: Iterable[str]) -> str:
+    """``GONOSUMDB`` with ``modules`` added to what it already holds (exact module paths).
+
+    A pattern matches a module path and its sub-paths by whole elements, so
+    ``k8s.io/api`` exempts neither ``k8s.io/apiserver`` nor ``k8s.io/apimachinery``.
+
+    >>> gonosumdb("", ["k8s.io/kubelet", "k8s.io/cri-api"])
+    'k8s.io/cri-api,k8s.io/kubelet'
+    >>> gonosumdb("example.com/private", ["k8s.io/kubelet"])
+    'example.com/private,k8s.io/kubelet'
+    """
+    have = [p for p in current.split(",") if p.strip()]
+    return ",".join(have + sorted(set(modules) - set(have)))
+
+
+def probe_patch(fetch: Fetch, version: str, sumdb: str | None = None) -> PatchProbe:
+    """Is ``k8s.io/kubernetes@version`` buildable from what the proxy serves?
+
+    With ``sumdb`` (a checksum database's name), also which of its staging modules
+    that database lacks (:func:`unverified`).
+    """
     go_mod = fetch("GET", f"{KUBERNETES}/@v/{version}.mod")
     if not go_mod.ok:
         return PatchProbe(
@@ -247,7 +319,8 @@ def probe_patch(fetch: Fetch, version: str) -> PatchProbe:
     for module in needed:
         # zip first: it is what the proxy refuses; .info and .mod only for served zips
         refusals += module_files(fetch, module, staging_version, ("zip", "info", "mod"))
-    return PatchProbe(version, tuple(refusals), needed)
+    gaps = unverified(fetch, sumdb, needed, staging_version) if sumdb and not refusals else ()
+    return PatchProbe(version, tuple(refusals), needed, gaps)
 
 
 def probe_minor(
@@ -255,6 +328,7 @@ def probe_minor(
     minor: int,
     max_patch: int = MAX_PATCH,
     progress: Callable[[str], None] | None = None,
+    sumdb: str | None = None,
 ) -> MinorProbe:
     """Probe 1.<minor>'s patches newest first, down to the first buildable one."""
     served = tuple(
@@ -264,7 +338,7 @@ def probe_minor(
     )
     patches: list[PatchProbe] = []
     for version in served:
-        patches.append(probe_patch(fetch, version))
+        patches.append(probe_patch(fetch, version, sumdb))
         if progress:
             progress(f"  {version}: {len(patches[-1].refusals)} refused")
         if patches[-1].buildable:
@@ -404,18 +478,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pins", action="store_true", help="read each chosen release's pins (HTTP ranges)"
     )
+    parser.add_argument(
+        "--sumdb",
+        action="store_true",
+        help="also ask the checksum database (GOSUMDB, through the proxy) for the chosen "
+        "patch's staging modules",
+    )
     args = parser.parse_args(argv)
     members: dict[str, dict[str, str]] = {}
     base = configured_proxy()
+    sumdb = configured_sumdb() if args.sumdb else None
     recorder = Recorder(http_fetch(base), base)
     say: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
     for minor in range(args.first, args.last + 1):
-        probe = probe_minor(recorder, minor, progress=say)
+        probe = probe_minor(recorder, minor, progress=say, sumdb=sumdb)
         chosen = probe.chosen
         say(f"1.{minor}: served {list(probe.served)}; chosen {chosen.version if chosen else None}")
         for patch in probe.patches:
             for refusal in patch.refusals:
                 say(f"  {patch.version} refused: {refusal}")
+        if chosen and chosen.unverified:
+            say(f"  not in {sumdb}: {', '.join(chosen.unverified)}")
         if chosen and args.pins:
             lines = pin_lines(zip_members(base, KUBERNETES, chosen.version, PIN_SOURCES))
             members[chosen.version] = lines

@@ -12,11 +12,13 @@ another only downwards in this list, so there is no cycle:
   header line
 - :mod:`.evidence`: a test's node commands, attached to its report when it fails
 - :mod:`.report`: the ``finding`` fixture; a row per claim check; the report file
-- :mod:`.image`: the kind binary and the node image of the session
+- :mod:`.image`: the kind binary and the node image of each Kubernetes version
 - :mod:`.vm`: ipvs checks in a qemu guest, whose reports become the host's own
 - :mod:`.existing`: ``--kubeconfig``, an existing cluster reached through debug pods
-- :mod:`.clusters`: a cluster per mode, and the ``cluster``, ``node``, ``samples``
-  fixtures
+- :mod:`.kubeversions`: the run's Kubernetes versions as an axis of the tests; a
+  cluster manager per version
+- :mod:`.clusters`: a cluster per (mode, version), and the ``cluster``, ``node``,
+  ``samples`` fixtures
 """
 
 pytest_plugins = [
@@ -28,5 +30,6 @@ pytest_plugins = [
     "kindlab.pytest_plugin.image",
     "kindlab.pytest_plugin.vm",
     "kindlab.pytest_plugin.existing",
+    "kindlab.pytest_plugin.kubeversions",
     "kindlab.pytest_plugin.clusters",
 ]

@@ -1,9 +1,11 @@
-"""One kind cluster per proxy mode for the session, and the fixtures that reach into it.
+"""One kind cluster per (proxy mode, Kubernetes version) for the session, and the
+fixtures that reach into it.
 
-Each mode's cluster is created on first use and shared by the whole session; under
+Each cluster is created on first use and shared by the whole session; under
 pytest-xdist the first worker creates it (under a file lock), the others reuse it,
 and the controller deletes it at the end. The drivers own the resources
-(:class:`~kindlab.drivers.clusters.ClusterManager`); these fixtures are thin.
+(:class:`~kindlab.drivers.clusters.ClusterManager`, one per version, held by
+:class:`~.kubeversions.SessionClusters`); these fixtures are thin.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from kindlab.drivers.clusters import Cluster, ClusterManager, ModeUnsupported, preflight
 from kindlab.drivers.debugpod import run_labels
@@ -28,8 +28,9 @@ from kindlab.errors import PreconditionError
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.samples import Samples, deploy_samples, wait_proxy_synced
 from kindlab.pytest_plugin.existing import existing_for
+from kindlab.pytest_plugin.kubeversions import SessionClusters
 from kindlab.pytest_plugin.markers import mode_of
-from kindlab.pytest_plugin.options import existing_kubeconfig, versions_key
+from kindlab.pytest_plugin.options import existing_kubeconfig, item_version
 from kindlab.pytest_plugin.output import one_line_errors, say
 from kindlab.pytest_plugin.vm import cluster_manager_key, ipvs_vm
 from kindlab.pytest_plugin.xdist import is_controller, lock_dir, run_id
@@ -40,33 +41,20 @@ _samples_key = pytest.StashKey[dict[str, Samples]]()
 
 @pytest.fixture(scope="session")
 def cluster_manager(
-    pytestconfig: pytest.Config,
-    kind_binary: Path,
-    node_image: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ClusterManager]:
-    """Owns this session's clusters; deletes them at the end unless ``--keep-clusters``."""
-    progress = lambda m: say(pytestconfig, m)  # noqa: E731
-    manager = ClusterManager(
-        Kind(kind_binary, progress=progress),
-        image=node_image,
-        keep=pytestconfig.getoption("keep_clusters"),
-        run_id=run_id(pytestconfig),
-        progress=progress,
-        after_create=_guest_tuning(),
-        layout=pytestconfig.getoption("cluster_layout"),
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SessionClusters]:
+    """Owns this session's clusters, per Kubernetes version; deletes them at the end
+    unless ``--keep-clusters``."""
+    managers = SessionClusters(
+        pytestconfig, lock_dir(tmp_path_factory), after_create=_guest_tuning()
     )
-    # Each process holds its own state files' pids alive, so xdist workers of this
-    # run never remove each other's clusters; the lock keeps two removals apart.
-    with FileLock(str(lock_dir(tmp_path_factory) / "kindlab-leftovers.lock")):
-        manager.remove_leftovers()
-    pytestconfig.stash[cluster_manager_key] = manager
+    pytestconfig.stash[cluster_manager_key] = managers
     try:
-        yield manager
+        yield managers
     finally:
         # Under xdist the controller deletes the run's clusters once every worker is done.
         if not os.environ.get("PYTEST_XDIST_WORKER"):
-            manager.release_all()
+            managers.release_all()
 
 
 def _guest_tuning() -> Callable[[Cluster], None] | None:
@@ -94,70 +82,55 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ClusterManager(kind, image="", run_id=this_run, progress=progress).release_run()
 
 
-def _cluster(
-    manager: ClusterManager, mode: str, tmp_path_factory: pytest.TempPathFactory
-) -> Cluster:
-    with FileLock(str(lock_dir(tmp_path_factory) / f"kindlab-{mode}.lock")):
-        try:
-            return manager.ensure(mode)
-        except ModeUnsupported as exc:
-            pytest.skip(f"{mode} mode cannot run here: {exc}")
-        except PreconditionError as exc:
-            pytest.fail(f"kindlab: {exc}", pytrace=False)
+def _cluster(managers: SessionClusters, mode: str, version: str | None) -> Cluster:
+    try:
+        return managers.ensure(mode, version)
+    except ModeUnsupported as exc:
+        pytest.skip(f"{mode} mode cannot run here: {exc}")
+    except PreconditionError as exc:
+        failure = f"kindlab: {exc}"
+    # outside the except: the one line alone, not chained to the error it came from
+    pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def iptables_cluster(
-    cluster_manager: ClusterManager, tmp_path_factory: pytest.TempPathFactory
-) -> Cluster:
-    """A kind cluster whose kube-proxy runs in iptables mode (clusters/iptables.yaml)."""
-    return _cluster(cluster_manager, "iptables", tmp_path_factory)
+def iptables_cluster(cluster_manager: SessionClusters, request: pytest.FixtureRequest) -> Cluster:
+    """A kind cluster whose kube-proxy runs in iptables mode (clusters/iptables.yaml), of
+    the run's first Kubernetes version."""
+    return _cluster(cluster_manager, "iptables", item_version(request.node))
 
 
 @pytest.fixture(scope="session")
-def nftables_cluster(
-    cluster_manager: ClusterManager, tmp_path_factory: pytest.TempPathFactory
-) -> Cluster:
-    """A kind cluster whose kube-proxy runs in nftables mode (clusters/nftables.yaml)."""
-    return _cluster(cluster_manager, "nftables", tmp_path_factory)
+def nftables_cluster(cluster_manager: SessionClusters, request: pytest.FixtureRequest) -> Cluster:
+    """A kind cluster whose kube-proxy runs in nftables mode (clusters/nftables.yaml), of
+    the run's first Kubernetes version."""
+    return _cluster(cluster_manager, "nftables", item_version(request.node))
 
 
 @pytest.fixture(scope="session")
-def ipvs_cluster(
-    cluster_manager: ClusterManager, tmp_path_factory: pytest.TempPathFactory
-) -> Cluster:
-    """A kind cluster whose kube-proxy runs in ipvs mode; skips where the kernel lacks IP_VS."""
-    return _cluster(cluster_manager, "ipvs", tmp_path_factory)
+def ipvs_cluster(cluster_manager: SessionClusters, request: pytest.FixtureRequest) -> Cluster:
+    """A kind cluster whose kube-proxy runs in ipvs mode, of the run's first Kubernetes
+    version; skips where the kernel lacks IP_VS."""
+    return _cluster(cluster_manager, "ipvs", item_version(request.node))
 
 
-def _version_lacks(config: pytest.Config, mode: str) -> str | None:
-    """Why the run's Kubernetes version cannot run ``mode`` (None: it can)."""
-    if config.getoption("node_image"):
-        return None  # an image of the user's: its version is known once it runs
-    wanted = config.stash[versions_key]
-    if len(wanted) != 1:
-        return None  # the cluster fixture says why several versions cannot run yet
-    support = mode_support(mode, wanted[0])
-    if support.skip_reason:
-        return support.skip_reason
-    if support.feature_gate:
-        return (
-            f"kube-proxy {support.minor} has {mode} mode only behind the feature gate "
-            f"{support.feature_gate}, which kindlab's clusters/{mode}.yaml does not turn on yet"
-        )
-    return None
+def _version_lacks(mode: str, version: str | None) -> str | None:
+    """Why Kubernetes ``version`` cannot run ``mode`` (None: it can, or the image is
+    the user's, whose version is known once it runs)."""
+    return mode_support(mode, version).skip_reason if version is not None else None
 
 
 @pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> LabCluster:
-    """The cluster of the proxy mode this test is marked with (``@pytest.mark.iptables``…).
+def cluster(request: pytest.FixtureRequest, kubernetes_version: str | None) -> LabCluster:
+    """The cluster of the proxy mode this test is marked with (``@pytest.mark.iptables``…),
+    of the test's Kubernetes version.
 
     With ``--kubeconfig``: that cluster, for checks of the mode its kube-proxy runs.
     """
     mode = mode_of(request.node)
     if existing_kubeconfig(request.config):
         return existing_for(request, mode)
-    skip = _version_lacks(request.config, mode)
+    skip = _version_lacks(mode, kubernetes_version)
     if skip:
         pytest.skip(skip)
     if mode == "ipvs":
@@ -170,11 +143,11 @@ def cluster(request: pytest.FixtureRequest) -> LabCluster:
             pytest.skip(decision.skip_reason)
         with one_line_errors():
             try:
-                preflight(mode)  # the node_image fixture checks the image
+                preflight(mode)  # the node image is checked once chosen
             except ModeUnsupported as exc:
                 pytest.skip(f"ipvs mode cannot run here: {exc}")
-    result: Cluster = request.getfixturevalue(f"{mode}_cluster")
-    return result
+    managers: SessionClusters = request.getfixturevalue("cluster_manager")
+    return _cluster(managers, mode, kubernetes_version)
 
 
 @pytest.fixture

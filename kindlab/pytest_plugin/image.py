@@ -1,4 +1,9 @@
-"""The session's kind binary and node image: as given, found, or built once and cached.
+"""The kind binary and node image of each Kubernetes version of the run: as given,
+found, or built once and cached.
+
+:mod:`.kubeversions` asks for them per version: the node image
+(:mod:`kindlab.nodeimage.source`), and the kind release that version needs
+(:func:`kindlab.versions.kind_for`).
 
 A check that needs a tool the node image lacks (kind's own images have no ``ping`` and
 no ``ipvsadm``) skips, naming the image, the tool and the command that found it missing:
@@ -11,36 +16,22 @@ from collections.abc import Generator
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
+from kindlab.constants import KIND_VERSION
 from kindlab.drivers.clusters import require_node_image
-from kindlab.drivers.kind import find_kind
+from kindlab.drivers.kind import find_kind, install_kind
 from kindlab.drivers.node import ToolMissingError
 from kindlab.nodeimage import source
-from kindlab.pytest_plugin.options import single_version
-from kindlab.pytest_plugin.output import one_line_errors, say
-from kindlab.pytest_plugin.xdist import lock_dir
+from kindlab.pytest_plugin.options import run_versions, single_version, versions_key
+from kindlab.pytest_plugin.output import say
+from kindlab.versions import choose
 
 
-@pytest.fixture(scope="session")
-def kind_binary(pytestconfig: pytest.Config) -> Path:
-    """The kind binary: ``--kind-bin``, else PATH, else built with Go and cached."""
-    with one_line_errors():
-        return find_kind(
-            pytestconfig.getoption("kind_bin"), progress=lambda m: say(pytestconfig, m)
-        )
-
-
-@pytest.fixture(scope="session")
-def node_image(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The node image: ``--node-image``, else chosen by ``--node-image-source``."""
-    lock = FileLock(str(lock_dir(tmp_path_factory) / "kindlab-node-image.lock"))
-    with lock, one_line_errors():
-        return choose_node_image(pytestconfig)
-
-
-def choose_node_image(config: pytest.Config, *, kind_images: bool = True) -> str:
-    """``--node-image`` if Docker has it, else the image ``--node-image-source`` finds.
+def choose_node_image(
+    config: pytest.Config, version: str | None = None, *, kind_images: bool = True
+) -> str:
+    """``--node-image`` if Docker has it, else the image ``--node-image-source`` finds for
+    ``version`` (a patch of the run's; default: the run's one version).
 
     See :mod:`kindlab.nodeimage.source`; ``kind_images=False`` for the ipvs guest (kind's
     image has no ipvsadm). Raises :class:`~kindlab.errors.PreconditionError` (one line)
@@ -50,7 +41,7 @@ def choose_node_image(config: pytest.Config, *, kind_images: bool = True) -> str
     asked = explicit is None and config.getoption("kubernetes_version") is not None
     wanted = source.Wanted(
         image=explicit,
-        kubernetes_version=single_version(config) if asked else None,
+        kubernetes_version=_as_asked(config, version) if asked else None,
         source=config.getoption("node_image_source"),
         registry=config.getoption("node_image_registry"),
         kind_images=kind_images,
@@ -58,6 +49,32 @@ def choose_node_image(config: pytest.Config, *, kind_images: bool = True) -> str
     choice = source.resolve(wanted, progress=lambda m: say(config, m), require=require_node_image)
     config.stash[chosen_key] = f"{choice.ref} ({choice.how})"
     return choice.ref
+
+
+def _as_asked(config: pytest.Config, version: str | None) -> str:
+    """The run's version ``version`` (a chosen patch) as the user wrote it: a minor
+    (``1.34``) lets any patch of it serve, a patch only itself."""
+    if version is None:
+        return single_version(config)
+    written_all: tuple[str, ...] = config.stash[versions_key]
+    for written, patch in zip(written_all, run_versions(config), strict=True):
+        if patch == version:
+            return written
+    return version
+
+
+def kind_binary_for(config: pytest.Config, version: str | None) -> Path:
+    """The kind binary for clusters of ``version``: ``--kind-bin`` if given; else the
+    kind release the version needs, from PATH when that is kindlab's pinned release,
+    else built with Go and cached (``<cache>/bin/kind-VERSION``)."""
+    explicit = config.getoption("kind_bin")
+    progress = lambda m: say(config, m)  # noqa: E731
+    if explicit or version is None:
+        return find_kind(explicit, progress=progress)
+    wanted = choose(version).kind.version
+    if wanted == KIND_VERSION:
+        return find_kind(None, progress=progress)
+    return install_kind(wanted, progress=progress)
 
 
 #: The image this process chose and how, for the report.

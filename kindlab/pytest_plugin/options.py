@@ -2,7 +2,9 @@
 
 The qemu guest's options are :mod:`.vm`'s, in the same group. The Kubernetes
 versions a run asks for (``--kubernetes-version``) are checked against
-:mod:`kindlab.versions` at configure and kept in the config's stash.
+:mod:`kindlab.versions` at configure and kept in the config's stash; a test's own
+version is its ``kubernetes_version`` parameter when the run has several
+(:mod:`.kubeversions`).
 """
 
 from __future__ import annotations
@@ -97,7 +99,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[versions_key] = kubernetes_versions(config.getoption("kubernetes_version"))
+    wanted = kubernetes_versions(config.getoption("kubernetes_version"))
+    if len(wanted) > 1 and config.getoption("node_image"):
+        raise pytest.UsageError(
+            f"--kubernetes-version {','.join(wanted)} with --node-image: a node image is of "
+            "one Kubernetes version; give one of them, not both"
+        )
+    if len(wanted) > 1 and config.getoption("kubeconfig"):
+        raise pytest.UsageError(
+            f"--kubernetes-version {','.join(wanted)} with --kubeconfig: an existing cluster "
+            "is of the version it runs; leave --kubernetes-version out"
+        )
+    config.stash[versions_key] = wanted
     if not config.getoption("kubeconfig"):
         for option in ("context", "debug_image"):
             if config.getoption(option):
@@ -129,15 +142,41 @@ def kubernetes_versions(option: str | None) -> tuple[str, ...]:
 
 
 def single_version(config: pytest.Config) -> str:
-    """The one version of this run; several need per-version clusters, not there yet."""
+    """The one version of this run, for what runs one version only: the ipvs guest."""
     wanted = config.stash[versions_key]
     if len(wanted) != 1:
         raise PreconditionError(
-            f"--kubernetes-version {','.join(wanted)}: a run over several versions needs a "
-            "cluster per (mode, version), which kindlab does not create yet (issue 8); "
-            "run one version at a time"
+            f"--kubernetes-version {','.join(wanted)}: the ipvs guest holds the node image "
+            "of one Kubernetes version, and runs its checks on that one; run `-m ipvs` "
+            "once per version"
         )
     return wanted[0]
+
+
+#: The parameter that carries a test's version (a fixture of its own).
+PARAM = "kubernetes_version"
+
+
+def run_versions(config: pytest.Config) -> tuple[str, ...]:
+    """The patch releases of this run (``("v1.25.0", "v1.29.15")``), as chosen; ``()``
+    with ``--node-image`` (the image is of whatever version it is)."""
+    if config.getoption("node_image"):
+        return ()
+    return tuple(choose(v).patch for v in config.stash[versions_key])
+
+
+def _param(item: pytest.Item) -> str | None:
+    spec = getattr(item, "callspec", None)
+    return spec.params.get(PARAM) if spec is not None else None
+
+
+def item_version(item: pytest.Item) -> str | None:
+    """The Kubernetes patch ``item`` runs on (None with ``--node-image``)."""
+    param = _param(item)
+    if param is not None:
+        return str(param)
+    versions = run_versions(item.config)
+    return versions[0] if versions else None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -145,8 +184,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if kubeconfig:
         context = config.getoption("context") or "its current context"
         return [f"kindlab: existing cluster {kubeconfig} ({context}); nodes via debug pods"]
+    versions = ", ".join(run_versions(config))
     image = config.getoption("node_image") or (
-        f"by --node-image-source {config.getoption('node_image_source')}"
+        f"of {versions} by --node-image-source {config.getoption('node_image_source')}"
     )
     keep = "kept for reuse" if config.getoption("keep_clusters") else "deleted at the end"
     layout = config.getoption("cluster_layout")

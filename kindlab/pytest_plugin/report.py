@@ -19,7 +19,12 @@ from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
 from kindlab.pytest_plugin.image import chosen_key
 from kindlab.pytest_plugin.markers import modes_of
-from kindlab.pytest_plugin.options import existing_kubeconfig, versions_key
+from kindlab.pytest_plugin.options import (
+    existing_kubeconfig,
+    item_version,
+    run_versions,
+    versions_key,
+)
 from kindlab.pytest_plugin.output import say
 from kindlab.pytest_plugin.xdist import is_worker
 from kindlab.versions import choose
@@ -53,7 +58,7 @@ def entry_for(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
         return None
     if report.when == "call" or (report.when == "setup" and not report.passed):
         finding = item.stash.get(finding_key, None) or Finding(
-            str(marker.args[0]), _mode(item), kubernetes_version=_requested_version(item.config)
+            str(marker.args[0]), _mode(item), kubernetes_version=_requested_version(item)
         )
         outcome = "not run" if report.skipped else report.outcome
         reason = _reason(report) if outcome != "passed" else ""
@@ -61,12 +66,12 @@ def entry_for(item: pytest.Item, report: pytest.TestReport) -> Entry | None:
     return None
 
 
-def _requested_version(config: pytest.Config) -> str:
+def _requested_version(item: pytest.Item) -> str:
     """The version a check that did not run would have run on ("n/a" when unknown)."""
-    wanted = config.stash.get(versions_key, ())
-    if config.getoption("node_image") or existing_kubeconfig(config) or len(wanted) != 1:
+    config = item.config
+    if versions_key not in config.stash or existing_kubeconfig(config):
         return "n/a"
-    return choose(wanted[0]).patch
+    return item_version(item) or "n/a"
 
 
 def _mode(item: pytest.Item) -> str:
@@ -81,6 +86,18 @@ def _reason(report: pytest.TestReport) -> str:
     text = str(getattr(report, "longreprtext", "") or longrepr or "")
     lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
     return " ".join(ln[1:].strip() for ln in lines[:6]) or text[-500:]
+
+
+def version_meta(version: str) -> dict[str, str]:
+    """What the report says of one Kubernetes version of the run, from kindlab.versions."""
+    choice = choose(version)
+    return {
+        "version": choice.patch,
+        "kind": choice.kind.version,
+        "kubeadm_api": choice.kind.kubeadm_api,
+        "containerd_recommended": choice.containerd.wants or "no row",
+        "runtime": choice.containerd.runtime(),
+    }
 
 
 class ReportCollector:
@@ -106,9 +123,11 @@ class ReportCollector:
             or self.config.getoption("node_image")
             or f"chosen by --node-image-source {self.config.getoption('node_image_source')}"
         )
-        meta = {
+        meta: dict[str, object] = {
             "node_image": f"none (existing cluster, {kubeconfig})" if kubeconfig else image,
             "args": " ".join(self.config.invocation_params.args),
+            # an existing cluster's version is its own, not one this run chose
+            "versions": [] if kubeconfig else [version_meta(v) for v in run_versions(self.config)],
         }
         paths = write_reports(Path(target), self.entries, meta)
         say(self.config, f"report written to {paths[0]} and {paths[1]}")

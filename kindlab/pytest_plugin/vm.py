@@ -21,14 +21,13 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pytest
 
 from kindlab.drivers import kernel
-from kindlab.drivers.clusters import ClusterManager
 from kindlab.drivers.vm.choice import VM_CHOICES, Decision, decide
 from kindlab.errors import KindlabError
 from kindlab.pytest_plugin.image import choose_node_image
@@ -40,8 +39,21 @@ Say = Callable[[str], None]
 EntryFn = Callable[[pytest.Item, pytest.TestReport], Any]
 #: The name the host-side plugin is registered under (the ``cluster`` fixture asks it).
 PLUGIN_NAME = "kindlab-ipvs-vm"
-#: The session's cluster manager, once the cluster fixtures made one (:mod:`.clusters`).
-cluster_manager_key: pytest.StashKey[ClusterManager] = pytest.StashKey()
+
+
+class HostClusters(Protocol):
+    """The session's native clusters, as the cluster fixtures hold them (:mod:`.clusters`)."""
+
+    keep: bool
+
+    @property
+    def clusters(self) -> Mapping[str, object]: ...
+
+    def release_all(self) -> None: ...
+
+
+#: The session's clusters, once the cluster fixtures made their holder (:mod:`.clusters`).
+cluster_manager_key: pytest.StashKey[HostClusters] = pytest.StashKey()
 
 
 def guest_args(nodeids: list[str], node_image: str) -> list[str]:

@@ -166,3 +166,20 @@ def test_up_ipvs_multinode_refuses_the_guest_and_up_passes_the_layout_on(
     with pytest.raises(Stop):
         main(["up", "--mode", "nftables", "--node-image", "img:1", "--cluster-layout", "multinode"])
     assert managers == [("multinode", "nftables")]
+
+
+def test_up_on_a_version_without_the_mode_is_one_line_before_anything(
+    capsys: pytest.CaptureFixture[str], own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nothing(*_: object, **__: object) -> None:
+        raise AssertionError("something was looked for before the version was checked")
+
+    monkeypatch.setattr(cli, "find_kind", nothing)
+    monkeypatch.setattr(cli, "preflight", nothing)
+    code, _, err = run(["up", "--mode", "nftables", "--kubernetes-version", "1.28"], capsys)
+    assert (code, err.splitlines()) == (
+        2,
+        ["kindlab: error: kube-proxy 1.28 has no nftables mode (it came in 1.29, alpha)"],
+    )
+    code, _, err = run(["up", "--mode", "iptables", "--kubernetes-version", "v1.25.16"], capsys)
+    assert code == 2 and "refused k8s.io/cluster-bootstrap@v0.25.16 .zip" in err

@@ -22,6 +22,7 @@ from kindlab.drivers.kind import load_cluster_config
 from kindlab.drivers.state import ClusterState, write_state
 from kindlab.errors import CommandError, PreconditionError
 from kindlab.paths import clusters_dir
+from kindlab.versions import Minor
 
 #: A pid no process has (above Linux's pid_max of 2**22).
 DEAD_PID = 2**22 + 1
@@ -82,6 +83,18 @@ def test_run_clusters_have_unique_names_kept_ones_stable() -> None:
     kind = FakeKind()
     assert manager(kind, run_id="abc123").name_for("iptables") == "kindlab-iptables-abc123"
     assert manager(kind, keep=True).name_for("nftables") == "kindlab-nftables"
+
+
+def test_clusters_of_two_versions_have_two_names_and_coexist() -> None:
+    kind = FakeKind()
+    old = manager(kind, run_id="r1", version=Minor(1, 29))
+    new = manager(kind, run_id="r1", version=Minor(1, 30))
+    assert old.name_for("iptables") == "kindlab-iptables-v1-29-r1"
+    assert manager(kind, keep=True, version=Minor(1, 29)).name_for("ipvs") == "kindlab-ipvs-v1-29"
+    a, b = old.ensure("iptables"), new.ensure("iptables")
+    assert kind.existing == {"kindlab-iptables-v1-29-r1", "kindlab-iptables-v1-30-r1"}
+    old.release_all()
+    assert kind.existing == {b.name} and a.name not in old.states()
 
 
 def test_create_writes_state_first_and_release_deletes() -> None:

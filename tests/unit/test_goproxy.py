@@ -6,21 +6,26 @@ gave on that date. kindlab.versions' table must be what the probe concludes from
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import pytest
 
+from kindlab.nodeimage import gobuild, goproxy
+from kindlab.nodeimage.gobuild import staging_modules
 from kindlab.nodeimage.goproxy import (
     NOT_LOADED,
     Answer,
     Replay,
     escape,
+    gonosumdb,
     parse_pins,
     probe_minor,
     probe_patch,
     proxy_url,
+    unverified,
 )
-from kindlab.versions import PROBE_RECORDING, RELEASES, Minor
+from kindlab.versions import PROBE_RECORDING, RELEASES, SUMDB_RECORDING, Minor
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDING = ROOT / PROBE_RECORDING
@@ -152,3 +157,70 @@ def test_goproxy_lists_and_module_paths() -> None:
     with pytest.raises(ValueError, match="names no module proxy"):
         proxy_url("direct,off")
     assert escape("github.com/BurntSushi/toml") == "github.com/!burnt!sushi/toml"
+
+
+# -- the checksum database -------------------------------------------------------------
+
+
+def test_a_module_the_checksum_database_lacks_is_unverified_and_only_that_one() -> None:
+    # as the proxy answered for v1.25.15 on 2026-11-28 (curl of the same paths)
+    answers = {
+        "GET sumdb/sum.golang.org/lookup/k8s.io/api@v0.25.15": (200, "12345\nk8s.io/api ..."),
+        "GET sumdb/sum.golang.org/lookup/k8s.io/kubelet@v0.25.15": (404, "not found"),
+        "GET sumdb/sum.golang.org/lookup/k8s.io/cri-api@v0.25.15": (410, "gone"),
+    }
+    missing = unverified(
+        _fake(answers), "sum.golang.org", ["k8s.io/api", "k8s.io/kubelet", "k8s.io/cri-api"],
+        "v0.25.15",
+    )  # fmt: skip
+    assert missing == ("k8s.io/kubelet", "k8s.io/cri-api")
+
+
+def test_a_failing_checksum_database_is_an_error_not_a_gap() -> None:
+    answers = {"GET sumdb/sum.golang.org/lookup/k8s.io/api@v0.25.15": (502, "bad gateway")}
+    with pytest.raises(LookupError, match=r"k8s\.io/api@v0\.25\.15: 502 bad gateway"):
+        unverified(_fake(answers), "sum.golang.org", ["k8s.io/api"], "v0.25.15")
+
+
+def test_the_probe_lists_a_served_patchs_unverified_staging_modules() -> None:
+    answers = {
+        "GET k8s.io/kubernetes/@v/v1.25.15.mod": (200, GO_MOD),
+        "HEAD k8s.io/kubernetes/@v/v1.25.15.zip": (200, ""),
+        **_served("v0.25.15", "k8s.io/api"),
+        **_served("v0.25.15", "k8s.io/kube-proxy"),
+        "GET sumdb/sum.golang.org/lookup/k8s.io/api@v0.25.15": (200, ""),
+        "GET sumdb/sum.golang.org/lookup/k8s.io/kube-proxy@v0.25.15": (404, "not found"),
+    }
+    patch = probe_patch(_fake(answers), "v1.25.15", sumdb="sum.golang.org")
+    assert patch.buildable
+    assert patch.unverified == ("k8s.io/kube-proxy",)
+    # without a database nothing is asked (the recording of 2026-11-28 has no lookups)
+    assert probe_patch(_fake(answers), "v1.25.15").unverified == ()
+
+
+def test_gonosumdb_adds_exact_module_paths_to_what_is_there() -> None:
+    assert gonosumdb("", ["k8s.io/kubelet"]) == "k8s.io/kubelet"
+    assert gonosumdb("corp.example,k8s.io/kubelet", ["k8s.io/kubelet", "k8s.io/cri-api"]) == (
+        "corp.example,k8s.io/kubelet,k8s.io/cri-api"
+    )
+
+
+def test_the_probe_and_build_helpers_docstring_examples_run() -> None:
+    for module in (goproxy, gobuild):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_the_tables_unverified_modules_are_what_the_checksum_database_answered(
+    replay: Replay,
+) -> None:
+    sumdb = Replay(ROOT / SUMDB_RECORDING)
+    for release in RELEASES.values():
+        if release.patch is None:
+            continue
+        go_mod = replay("GET", f"k8s.io/kubernetes/@v/{release.patch}.mod").text
+        loaded = [m for m in staging_modules(go_mod) if m not in NOT_LOADED]
+        staging = "v0." + release.patch.split(".", 1)[1]
+        got = unverified(sumdb, "sum.golang.org", loaded, staging)
+        assert got == release.unverified, release.patch
+    assert len(RELEASES[Minor(1, 25)].unverified) == 13

@@ -178,3 +178,27 @@ def test_every_claim_with_a_post_has_a_verdict_on_every_version_of_its_modes() -
                 found = c.post_verdict(mode, Version(1, minor))
                 assert (found is None) == (c.post is None), (c.id, mode, minor)
         assert c.post_verdict("nope", Version(1, 30)) is None
+
+
+def test_the_report_says_where_ipvs_is_deprecated_and_which_gate_nftables_needed() -> None:
+    entries = [
+        entry("proxy-mode", "ipvs", "v1.34.4"),
+        entry("proxy-mode", "ipvs", "v1.37.2"),
+        entry("proxy-mode", "nftables", "v1.29.15"),
+        entry("proxy-mode", "nftables", "v1.31.4"),
+        entry("proxy-mode", "nftables", "v1.28.15", "not run"),
+        entry("proxy-mode", "iptables", "n/a", "not run"),
+    ]
+    notes = {(n.column.mode, n.column.version): n.text for n in matrix.mode_notes(entries)}
+    assert set(notes) == {("ipvs", "v1.37.2"), ("nftables", "v1.29.15"), ("nftables", "v1.28.15")}
+    assert notes["ipvs", "v1.37.2"].startswith(
+        'deprecated: kube-proxy 1.37 warns "The ipvs proxier has been deprecated and will be '
+        "disabled by default in Kubernetes 1.40"
+    )
+    assert "feature gate NFTablesProxyMode" in notes["nftables", "v1.29.15"]
+    assert notes["nftables", "v1.28.15"].startswith("kube-proxy 1.28 has no nftables mode")
+    md = render_markdown(entries, {})
+    assert "## The modes, per version" in md
+    assert "- **ipvs v1.37.2**: deprecated: kube-proxy 1.37 warns" in md
+    modes = json.loads(render_json(entries, {}))["modes"]
+    assert {"mode": "ipvs", "version": "v1.37.2"}.items() <= modes[0].items()

@@ -231,6 +231,21 @@ def test_component_builds_pin_kubeadms_versions() -> None:
     assert "sigs.k8s.io/cri-tools v1.34.0" in (builds["crictl"].go_mod or "")
 
 
+def test_only_coredns_pins_whose_x_net_linknames_recvmsg_turn_off_the_linkname_check() -> None:
+    with_flag = []
+    for minor, release in sorted(RELEASES.items()):
+        if release.pins is None:
+            continue
+        builds = {b.name: b for b in gobuild.component_builds(release.pins, "v0.0.30")}
+        if "-checklinkname=0" in builds["coredns"].ldflags.split():
+            with_flag.append(str(minor))
+        # the default image's CoreDNS (and its cache key) is untouched
+        assert "-checklinkname=0" not in builds["etcd"].ldflags
+    assert with_flag == ["1.25", "1.26"]  # CoreDNS v1.9.3; 1.27's v1.10.1 needs none
+    with pytest.raises(ValueError, match="CoreDNS version"):
+        gobuild.coredns_ldflags("latest")
+
+
 def test_tools_go_imports_each_package_behind_a_build_tag() -> None:
     text = gobuild.tools_go(("a/b", "c/d"))
     assert text.startswith("//go:build tools\n")

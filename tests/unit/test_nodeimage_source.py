@@ -476,6 +476,15 @@ def test_pull_failed_carries_ref_and_reason() -> None:
 pytest_plugins = ["pytester"]
 
 NEEDS_IMAGE = """
+import pytest
+from kindlab.pytest_plugin.output import one_line_errors
+
+@pytest.fixture
+def node_image(cluster_manager, kubernetes_version):
+    # what the cluster fixture does first: the version's manager, with its image
+    with one_line_errors():
+        return cluster_manager.manager(kubernetes_version).image
+
 def test_a(node_image):
     print("IMAGE", node_image)
 
@@ -484,12 +493,21 @@ def test_b(node_image):
 """
 
 
+def _fake_kind(fake: Path) -> str:
+    kind = fake / "kind"
+    kind.write_text("#!/bin/sh\nexit 0\n")  # `kind get clusters`: none
+    kind.chmod(0o755)
+    return str(kind)
+
+
 def test_plugin_pull_source_fails_each_test_with_one_line_and_pulls_once(
     pytester: pytest.Pytester, fake: Path
 ) -> None:
     (fake / "pull.sh").write_text(f"echo '{RESOLVE}' >&2; exit 1\n")
     pytester.makepyfile(NEEDS_IMAGE)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--node-image-source", "pull")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--node-image-source", "pull", "--kind-bin", _fake_kind(fake)
+    )
     result.assert_outcomes(errors=2)
     line = (
         f"kindlab: could not pull {KIND_134}: the registry's name does not resolve "
@@ -508,11 +526,12 @@ def test_plugin_auto_goes_on_to_the_build_and_says_why(
     (fake / "pull.sh").write_text(f"echo '{RESOLVE}' >&2; exit 1\n")
     monkeypatch.setattr(source, "_build", lambda version, progress: f"kindlab/node:{version}-x")
     pytester.makepyfile(NEEDS_IMAGE)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-s")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-s", "--kind-bin", _fake_kind(fake))
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "kindlab: node image by --node-image-source auto; clusters deleted at the end",
+            "kindlab: node image of v1.34.4 by --node-image-source auto; clusters deleted at the "
+            "end",
             f"kindlab: node image: could not pull {KIND_134}: the registry's name does not "
             "resolve (*); going on with kindlab's offline build of v1.34.4",
             "IMAGE kindlab/node:v1.34.4-x",

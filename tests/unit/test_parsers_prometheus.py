@@ -186,3 +186,26 @@ def test_the_race_seen_in_the_ipvs_guest_is_not_taken_for_a_sync() -> None:
     assert not ok, state  # a change came in at 17:29:22, after that sync began at 17:27:11
     # and at the end of the run kube-proxy itself still had two changes pending
     assert not SyncWatch(since=since, lag=30.0).observe(after, last + 100)[0]
+
+
+def test_before_1_33_the_gauges_have_no_ip_family_label() -> None:
+    """kube-proxy v1.29.15 (nftables mode, kind, 2026-11-28): the gauges, count and sum as
+    it served them (the two bucket lines are written in their shape, not captured); the
+    lab waited for a label 1.29 does not write, and every check's setup timed out."""
+    from kindlab.lab.samples import SyncWatch
+
+    text = """\
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.128"} 19
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="+Inf"} 19
+kubeproxy_sync_proxy_rules_duration_seconds_sum 0.7491674309999999
+kubeproxy_sync_proxy_rules_duration_seconds_count 19
+kubeproxy_sync_proxy_rules_endpoint_changes_pending 0
+kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds 1.7958968275673969e+09
+kubeproxy_sync_proxy_rules_last_timestamp_seconds 1.7958970078212266e+09
+kubeproxy_sync_proxy_rules_service_changes_pending 0
+"""
+    metrics = parse_prometheus(text)
+    since = 1795897000.0
+    ok, state = SyncWatch(since=since, lag=5.0).observe(metrics, since + 10.0)
+    assert ok, state
+    assert "last change queued 1795896827.57" in state

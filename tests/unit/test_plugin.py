@@ -182,31 +182,77 @@ def test_a_mode_the_version_lacks_skips_before_any_cluster_and_the_entry_has_the
         """
     )
     report = pytester.path / "out" / "lab"
-    for version, reason, column in (
-        ("1.28", "kube-proxy 1.28 has no nftables mode (it came in 1.29, alpha)", "v1.28.15"),
-        (
-            "v1.30.14",
-            "kube-proxy 1.30 has nftables mode only behind the feature gate NFTablesProxyMode, "
-            "which kindlab's clusters/nftables.yaml does not turn on yet",
-            "v1.30.14",
-        ),
-    ):
-        result = pytester.runpytest(
-            "-p",
-            "no:cacheprovider",
-            "--kubernetes-version",
-            version,
-            f"--kindlab-report={report}",
-        )
-        result.assert_outcomes(skipped=1)
-        (entry,) = json.loads(report.with_suffix(".json").read_text())["entries"]
-        assert (entry["outcome"], entry["reason"]) == ("not run", reason)
-        assert entry["kubernetes_version"] == column
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-v", f"--kindlab-report={report}",
+        "--kubernetes-version", "1.27,v1.28.15",
+    )  # fmt: skip
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "kindlab: node image of v1.27.16, v1.28.15 by --node-image-source auto; *",
+            "*test_nft?v1.27.16? SKIPPED*",
+            "*test_nft?v1.28.15? SKIPPED*",
+        ]
+    )
+    entries = json.loads(report.with_suffix(".json").read_text())["entries"]
+    assert [(e["kubernetes_version"], e["outcome"], e["reason"]) for e in entries] == [
+        (column, "not run", f"kube-proxy {minor} has no nftables mode (it came in 1.29, alpha)")
+        for column, minor in (("v1.27.16", "1.27"), ("v1.28.15", "1.28"))
+    ]
+    md = report.with_suffix(".md").read_text()
+    assert (
+        "| v1.27.16 | v0.30.0 | kubeadm.k8s.io/v1beta3 | 1.7.0+, 1.6.15+ | "
+        "containerd 1.7.24 (trixie) |"
+    ) in md.splitlines()
+    meta = json.loads(report.with_suffix(".json").read_text())["meta"]
+    assert [v["version"] for v in meta["versions"]] == ["v1.27.16", "v1.28.15"]
 
 
-def test_several_versions_are_refused_until_clusters_are_per_version(
+def test_a_check_runs_once_per_version_and_one_version_keeps_its_id(
     pytester: pytest.Pytester,
 ) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from kindlab.pytest_plugin.markers import each_mode
+
+        @each_mode("iptables", "nftables")
+        def test_on(mode, kubernetes_version):
+            print("RAN", mode, kubernetes_version)
+
+        def test_off():
+            pass
+        """
+    )
+    many = pytester.runpytest(
+        "-p", "no:cacheprovider", "-v", "-s", "--kubernetes-version", "1.30,v1.25.0"
+    )
+    many.assert_outcomes(passed=5)
+    many.stdout.fnmatch_lines_random(
+        [
+            "*test_on?v1.30.14-iptables? *",
+            "*test_on?v1.25.0-iptables? *",
+            "*test_on?v1.30.14-nftables? *",
+            "*test_on?v1.25.0-nftables? *",
+            "*RAN nftables v1.25.0",
+            "*RAN iptables v1.30.14",
+        ]
+    )
+    one = pytester.runpytest("-p", "no:cacheprovider", "-v", "-s", "--kubernetes-version", "1.29")
+    one.assert_outcomes(passed=3)
+    one.stdout.fnmatch_lines(["*::test_on?iptables? RAN iptables v1.29.15"])
+
+
+def test_a_node_image_is_of_one_version(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--node-image", "x", "--kubernetes-version", "1.29,1.30"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*a node image is of one Kubernetes version*"])
+
+
+def test_the_ipvs_guest_runs_one_version(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         from kindlab.pytest_plugin.options import single_version
@@ -217,4 +263,20 @@ def test_several_versions_are_refused_until_clusters_are_per_version(
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--kubernetes-version", "1.29,1.30")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*needs a cluster per (mode, version)*"])
+    result.stdout.fnmatch_lines(["*the ipvs guest holds the node image of one Kubernetes version*"])
+
+
+def test_xdist_workers_collect_the_same_version_axis(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.iptables
+        def test_on(kubernetes_version):
+            assert kubernetes_version in ("v1.29.15", "v1.30.14")
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-n", "2", "--kubernetes-version", "1.29,1.30"
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)

@@ -101,3 +101,54 @@ def test_a_tool_missing_in_the_node_skips_the_check_naming_image_tool_and_comman
             "kindlab's own node image has it (--node-image-source build)"
         ]
     )
+
+
+def test_each_version_has_its_own_image_kind_and_cluster_names_and_a_failure_is_kept(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kindlab.errors import CommandError, PreconditionError
+    from kindlab.pytest_plugin import kubeversions
+
+    chosen: list[str | None] = []
+
+    def image(config: pytest.Config, version: str | None = None) -> str:
+        chosen.append(version)
+        if version == "v1.25.15":
+            raise PreconditionError("no image of 1.25 here")
+        if version == "v1.26.13":
+            raise CommandError(["go", "build"], 1, "", "link: invalid reference")
+        return f"kindlab/node:{version}-x"
+
+    monkeypatch.setattr(kubeversions, "choose_node_image", image)
+    monkeypatch.setenv("KINDLAB_CACHE", str(pytester.path / "cache"))
+    kind = pytester.path / "kind"
+    kind.write_text(f'#!/bin/sh\necho "$@" >> {pytester.path / "kind-ran"}\n')
+    kind.chmod(0o755)
+    pytester.makepyfile(
+        """
+        import pytest
+        from kindlab.errors import CommandError, PreconditionError
+
+        def test_managers(cluster_manager):
+            old = cluster_manager.manager("v1.29.15")
+            new = cluster_manager.manager("v1.30.14")
+            assert cluster_manager.manager("v1.29.15") is old
+            assert (old.image, new.image) == ("kindlab/node:v1.29.15-x", "kindlab/node:v1.30.14-x")
+            assert old.name_for("iptables").startswith("kindlab-iptables-v1-29-")
+            assert new.name_for("iptables").startswith("kindlab-iptables-v1-30-")
+            assert old.run_id == new.run_id
+            for _ in range(2):
+                with pytest.raises(PreconditionError, match="no image of 1.25 here"):
+                    cluster_manager.manager("v1.25.15")
+            with pytest.raises(CommandError):
+                cluster_manager.manager("v1.26.13")
+            with pytest.raises(PreconditionError, match=r"v1.26.13: .* failed earlier .*go build"):
+                cluster_manager.manager("v1.26.13")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kind-bin", str(kind))
+    result.assert_outcomes(passed=1)
+    # a failure is not tried again
+    assert chosen == ["v1.29.15", "v1.30.14", "v1.25.15", "v1.26.13"]
+    # leftovers are looked for once, after the first image was had
+    assert (pytester.path / "kind-ran").read_text().splitlines() == ["get clusters"]

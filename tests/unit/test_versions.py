@@ -182,6 +182,23 @@ def test_trixies_containerd_meets_containerds_table_up_to_1_33_only() -> None:
     assert containerd_for(Minor(1, 38)).accepts(TRIXIE_CONTAINERD) is None
 
 
+def test_where_trixies_containerd_falls_short_the_oldest_served_release_that_meets_it() -> None:
+    wants = {str(m): containerd_for(m).build_candidate() for m in sorted(CONTAINERD)}
+    assert {m: v for m, v in wants.items() if v} == {
+        "1.34": "1.7.28",  # 1.7.28+ recommended; served
+        "1.35": "1.7.28",
+        "1.36": "2.2.0",  # 2.3.0+, 2.2.0+: v2.0.6 is refused, 2.1 is not recommended
+        "1.37": "2.3.1",
+    }
+    assert (
+        containerd_for(Minor(1, 34))
+        .runtime()
+        .endswith(
+            "build github.com/containerd/containerd@v1.7.28 (not done yet: the node runs trixie's)"
+        )
+    )
+
+
 def test_the_table_covers_1_25_to_1_38_and_every_row_says_how_it_was_established() -> None:
     assert sorted(RELEASES) == [Minor(1, n) for n in range(25, 39)]
     for minor, release in RELEASES.items():

@@ -163,7 +163,7 @@ def test_the_native_clusters_go_before_the_guest_starts_unless_kept(keep: bool) 
     said: list[str] = []
     vm = plugin_vm.IpvsVm(config, said.append, lambda i, r: None, lambda: "img")  # type: ignore[arg-type]
     vm._release_host_clusters()  # no manager yet (an ipvs-only run): nothing to do
-    config.stash[plugin_vm.cluster_manager_key] = manager  # type: ignore[misc]
+    config.stash[plugin_vm.cluster_manager_key] = manager
     vm._release_host_clusters()
     assert manager.released is not keep
     assert ("--keep-clusters" in said[-1]) is keep
