@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from kindlab.drivers.vm import disk, guest, qemu
+from kindlab.drivers.vm import disk, guest, qemu, run
 from kindlab.drivers.vm.choice import decide
 from kindlab.drivers.vm.events import Event, EventReader
 from kindlab.pytest_plugin import vm as plugin_vm
+
+CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured"
 
 
 def _spec(tmp_path: Path, accel: qemu.Accel) -> qemu.GuestSpec:
@@ -168,6 +171,30 @@ def test_guest_script_loads_ipvs_and_dummy_before_docker() -> None:
     assert "ip_vs" in script and "dummy" in script
     assert 'export KINDLAB_EVENTS="$EV"' in script
     assert "poweroff" in script
+
+
+def test_guest_script_holds_the_netstamp_key_on_before_docker_starts() -> None:
+    script = guest.run_script()
+    holder = script.index(guest.NETSTAMP_HOLDER)
+    assert holder < script.index("systemctl start docker.service")
+    assert script[holder + len(guest.NETSTAMP_HOLDER) :].startswith("' || emit warning")
+    assert "setsockopt(socket.SOL_SOCKET, 29, 1)" in guest.NETSTAMP_HOLDER  # SO_TIMESTAMP
+
+
+def test_the_netstamp_holder_sets_so_timestamp_and_stays() -> None:
+    code = guest.NETSTAMP_HOLDER.replace("signal.pause()", "print(s.getsockopt(1, 29))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "1\n"
+    assert guest.NETSTAMP_HOLDER.endswith("signal.pause()")
+
+
+def test_a_guest_kernel_crash_is_named_from_its_console() -> None:
+    console = (CAPTURED / "v1.34.4-ipvs-tcg-int3" / "console.log").read_text()
+    assert run.kernel_crash(console) == (
+        "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI; RIP: 0010:netif_rx_internal+0x1c/0x110; "
+        "Kernel panic - not syncing: Fatal exception in interrupt"
+    )
+    assert run.kernel_crash("[   34.6] kindlab-guest: booted 6.12 (uptime 34.6 s)") is None
 
 
 def test_guest_script_is_valid_bash(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -276,4 +277,35 @@ class GuestRun:
         except OSError:
             return ""
         tail = [ln for ln in text.splitlines() if ln.strip()][-lines:]
-        return "\n--- guest console (last lines) ---\n" + "\n".join(tail)
+        crash = kernel_crash(text)
+        said = f"\nthe guest's kernel crashed: {crash}" if crash else ""
+        return said + "\n--- guest console (last lines) ---\n" + "\n".join(tail)
+
+
+_CRASH = re.compile(r"\]\s*(Oops: .*|Kernel panic - .*|BUG: .*|RIP: 0010:.*)$")
+
+
+def kernel_crash(console: str) -> str | None:
+    """The guest kernel's own words when it crashed (its first Oops/BUG, where, and the
+    panic), else None.
+
+    >>> kernel_crash("[ 1.0] Oops: int3: 0000 [#1]\\n[ 1.1] RIP: 0010:netif_rx_internal+0x1c/0x110")
+    'Oops: int3: 0000 [#1]; RIP: 0010:netif_rx_internal+0x1c/0x110'
+    >>> kernel_crash("[ 1.0] kindlab-guest: finished 0") is None
+    True
+    """
+    seen: list[str] = []
+    for line in console.splitlines():
+        match = _CRASH.search(line.rstrip())
+        if match and match.group(1) not in seen:
+            seen.append(match.group(1))
+    if not seen:
+        return None
+    first_rip = next((s for s in seen if s.startswith("RIP")), None)
+    heads = [s for s in seen if not s.startswith("RIP")]
+    picked = (
+        heads[:1]
+        + ([first_rip] if first_rip else [])
+        + [s for s in heads[1:] if s.startswith("Kernel panic")][:1]
+    )
+    return "; ".join(picked)
