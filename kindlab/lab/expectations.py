@@ -293,6 +293,29 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "no echo reply",
         MappingProxyType({"answered": False}),
     ),
+    # What `ip kube-proxy` holds of a ClusterIP beyond its Service ports. Observed
+    # 2026-11-29: v1.29.15 (alpha mode, NFTablesProxyMode on) has no @cluster-ips set
+    # and no reject rule, and a ping to a ClusterIP left the node by its default route
+    # ("Net Unreachable" from the Docker host); v1.34.4 has both. 1.30 as the first
+    # version with them is upstream's word, not yet seen here.
+    Expectation(
+        "nftables-cluster-ips",
+        "nftables",
+        _v("1.30"),
+        None,
+        "@cluster-ips lists the ClusterIP and a rule rejects traffic to it on ports no "
+        "Service uses",
+        MappingProxyType({"cluster_ips_set": True}),
+    ),
+    Expectation(
+        "nftables-cluster-ips",
+        "nftables",
+        None,
+        _v("1.29"),
+        "no @cluster-ips set and no rule rejecting traffic to ClusterIPs (kube-proxy 1.29's "
+        "alpha nftables mode maps ClusterIP . protocol . port only)",
+        MappingProxyType({"cluster_ips_set": False}),
+    ),
 )
 
 

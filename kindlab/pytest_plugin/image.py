@@ -22,7 +22,7 @@ from kindlab.drivers.clusters import require_node_image
 from kindlab.drivers.kind import find_kind, install_kind
 from kindlab.drivers.node import ToolMissingError
 from kindlab.nodeimage import source
-from kindlab.pytest_plugin.options import run_versions, single_version, versions_key
+from kindlab.pytest_plugin.options import item_version, run_versions, single_version, versions_key
 from kindlab.pytest_plugin.output import say
 from kindlab.versions import choose
 
@@ -47,7 +47,8 @@ def choose_node_image(
         kind_images=kind_images,
     )
     choice = source.resolve(wanted, progress=lambda m: say(config, m), require=require_node_image)
-    config.stash[chosen_key] = f"{choice.ref} ({choice.how})"
+    chosen = config.stash.setdefault(chosen_key, {})
+    chosen[version or ""] = f"{choice.ref} ({choice.how})"
     return choice.ref
 
 
@@ -77,8 +78,14 @@ def kind_binary_for(config: pytest.Config, version: str | None) -> Path:
     return install_kind(wanted, progress=progress)
 
 
-#: The image this process chose and how, for the report.
-chosen_key = pytest.StashKey[str]()
+#: The images this process chose and how, by the run's version ("" when the run's one).
+chosen_key = pytest.StashKey[dict[str, str]]()
+
+
+def chosen_images(config: pytest.Config) -> str | None:
+    """What :func:`choose_node_image` chose in this process, for the report (None: none)."""
+    chosen = config.stash.get(chosen_key, {})
+    return "; ".join(chosen[v] for v in sorted(chosen)) or None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -88,7 +95,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     except ToolMissingError as exc:
         config = item.config
-        image = config.stash.get(chosen_key, None) or config.getoption("node_image")
+        chosen = config.stash.get(chosen_key, {})
+        version = item_version(item) or ""
+        image = chosen.get(version) or chosen_images(config) or config.getoption("node_image")
         pytest.skip(missing_tool_reason(exc, image))
 
 

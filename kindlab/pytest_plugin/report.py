@@ -17,7 +17,7 @@ import pytest
 from kindlab.drivers.target import LabCluster
 from kindlab.lab.evidence import Evidence
 from kindlab.lab.report import Entry, Finding, write_reports
-from kindlab.pytest_plugin.image import chosen_key
+from kindlab.pytest_plugin.image import chosen_images
 from kindlab.pytest_plugin.markers import modes_of
 from kindlab.pytest_plugin.options import (
     existing_kubeconfig,
@@ -119,7 +119,7 @@ class ReportCollector:
             return
         kubeconfig = existing_kubeconfig(self.config)
         image = (
-            self.config.stash.get(chosen_key, None)
+            chosen_images(self.config)
             or self.config.getoption("node_image")
             or f"chosen by --node-image-source {self.config.getoption('node_image_source')}"
         )

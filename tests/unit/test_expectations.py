@@ -32,9 +32,22 @@ def test_ping_to_a_clusterip_by_mode_and_version(
 def test_every_behaviour_mode_and_minor_has_exactly_one_expectation() -> None:
     behaviours = {e.behaviour for e in EXPECTATIONS}
     for behaviour in behaviours:
-        for mode in PROXY_MODES:
+        # a behaviour of one mode's own (nftables-cluster-ips) is not asked of the others
+        modes = {e.mode for e in EXPECTATIONS if e.behaviour == behaviour}
+        assert modes <= set(PROXY_MODES)
+        for mode in modes:
             for minor in range(18, 40):
                 expect(behaviour, mode, Version(1, minor))  # raises unless exactly one
+    assert {e.mode for e in EXPECTATIONS if e.behaviour == "ping-clusterip"} == set(PROXY_MODES)
+
+
+@pytest.mark.parametrize(
+    ("version", "has_set"), [("v1.29.15", False), ("v1.30.14", True), ("v1.34.4", True)]
+)
+def test_nftables_cluster_ips_set_from_1_30_as_observed_on_1_29_and_1_34(
+    version: str, has_set: bool
+) -> None:
+    assert expect("nftables-cluster-ips", "nftables", version).facts["cluster_ips_set"] is has_set
 
 
 def test_versions_parse_and_order() -> None:

@@ -122,6 +122,19 @@ def test_a_change_between_adjacent_versions_is_reported_with_both_cells() -> Non
     assert doc["after"]["evidence"][0]["command"] == "ping on v1.26.15"
 
 
+def test_other_addresses_in_the_expectation_are_not_a_change_of_behaviour() -> None:
+    # seen live 2026-11-29 (claim 5 on v1.29.15 and v1.34.4): the same expectation, naming
+    # each cluster's own pod addresses, was reported as "changed"
+    def shares(version: str, pods: str) -> Entry:
+        text = f"3 KUBE-SEP rules; DNATs to one of [{pods}]"
+        return entry("iptables-probabilities", "iptables", version, expected=text)
+
+    same = [shares("v1.29.15", "'10.244.0.5:8080'"), shares("v1.34.4", "'10.244.0.3:8080'")]
+    assert matrix.changes(same) == []
+    other = [same[0], entry("iptables-probabilities", "iptables", "v1.34.4", expected="x")]
+    assert [c.what for c in matrix.changes(other)] == ["expected behaviour"]
+
+
 def test_an_outcome_that_flips_is_a_change_and_same_behaviour_is_not() -> None:
     same = [entry("service-range", "iptables", v) for v in ("v1.25.16", "v1.34.4")]
     assert matrix.changes(same) == []
