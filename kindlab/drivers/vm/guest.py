@@ -51,7 +51,7 @@ GUEST_PACKAGES: tuple[str, ...] = (
 # among them), through an int3 breakpoint that the other CPUs must never meet once the
 # rewrite is done. Under qemu's multi-threaded TCG one did: "Oops: int3" at
 # netif_rx_internal+0x1c, the loopback's softirq on the other vCPU, and a kernel panic,
-# during claim 8's ping (kindlab run of 2026-11-28 23:07 UTC, after five green runs).
+# during claim 8's ping (the bench run begun 2026-11-28 22:50 UTC, after five green runs).
 # With one socket holding the key on from a quiet moment at boot, a ping only counts
 # up and down and no text changes while the lab runs. Native kernels are not affected.
 
