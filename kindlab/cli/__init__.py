@@ -27,7 +27,7 @@ from kindlab.drivers.clusters import (
     config_path,
     preflight,
 )
-from kindlab.drivers.kind import Kind, find_kind, install_kind
+from kindlab.drivers.kind import Kind, find_kind
 from kindlab.drivers.state import read_states
 from kindlab.errors import CommandError, KindlabError, PreconditionError
 from kindlab.lab.samples import deploy_samples, wait_proxy_synced
@@ -40,10 +40,24 @@ def _say(message: str) -> None:
     print(f"kindlab: {message}", file=sys.stderr, flush=True)
 
 
-def _manager(args: argparse.Namespace, *, keep: bool = True, image: str = "") -> ClusterManager:
-    kind = Kind(find_kind(getattr(args, "kind_bin", None), progress=_say), progress=_say)
+def _manager(
+    args: argparse.Namespace, *, keep: bool = True, image: str = "", version: Choice | None = None
+) -> ClusterManager:
+    """A manager of kept clusters; with ``version``, that version's kind release and its
+    minor in the clusters' names (clusters of two versions coexist)."""
+    release = version.kind.version if version is not None else KIND_VERSION
+    kind = Kind(
+        find_kind(getattr(args, "kind_bin", None), progress=_say, version=release), progress=_say
+    )
     layout = getattr(args, "cluster_layout", "single")
-    return ClusterManager(kind, image=image, keep=keep, progress=_say, layout=layout)
+    return ClusterManager(
+        kind,
+        image=image,
+        keep=keep,
+        progress=_say,
+        layout=layout,
+        version=version.minor if version is not None else None,
+    )
 
 
 def _node_image(args: argparse.Namespace, *, kind_images: bool = True) -> str:
@@ -93,11 +107,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _say(f"{exc}: the cluster goes into a qemu guest")
         image = _node_image(args, kind_images=False)
         return vm_cli.up_in_vm(image, args.kind_bin, args.vm_accel, args.vm_memory)
-    manager = _manager(args, keep=True, image=_node_image(args))
-    if version is not None:
-        manager.version = version.minor  # its own name: clusters of two versions coexist
-        if not args.kind_bin and version.kind.version != KIND_VERSION:
-            manager.kind = Kind(install_kind(version.kind.version, progress=_say), progress=_say)
+    manager = _manager(args, keep=True, image=_node_image(args), version=version)
     cluster = manager.ensure(args.mode, config)
     samples = deploy_samples(cluster.kube, progress=_say)
     wait_proxy_synced([cluster.node(n) for n in cluster.node_names], since=time.time())

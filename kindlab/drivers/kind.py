@@ -171,13 +171,19 @@ def find_kind(
     progress: Progress = _quiet,
     version: str = KIND_VERSION,
 ) -> Path:
-    """Locate the kind binary: ``explicit``, then ``PATH``, then kindlab's own build."""
+    """Locate the kind binary of kind release ``version``: ``explicit``, then ``PATH``,
+    then kindlab's own build (:func:`install_kind`).
+
+    ``PATH``'s kind is taken to be kindlab's pinned release, so it serves that release
+    only; another (a Kubernetes version that needs it, :func:`kindlab.versions.kind_for`)
+    is built.
+    """
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise PreconditionError(f"--kind-bin {path}: no executable file there")
         return path
-    on_path = shutil.which("kind")
+    on_path = shutil.which("kind") if version == KIND_VERSION else None
     if on_path:
         return Path(on_path)
     return install_kind(version, progress=progress)

@@ -19,7 +19,7 @@ import pytest
 
 from kindlab.constants import KIND_VERSION
 from kindlab.drivers.clusters import require_node_image
-from kindlab.drivers.kind import find_kind, install_kind
+from kindlab.drivers.kind import find_kind
 from kindlab.drivers.node import ToolMissingError
 from kindlab.nodeimage import source
 from kindlab.pytest_plugin.options import item_version, run_versions, single_version, versions_key
@@ -65,17 +65,13 @@ def _as_asked(config: pytest.Config, version: str | None) -> str:
 
 
 def kind_binary_for(config: pytest.Config, version: str | None) -> Path:
-    """The kind binary for clusters of ``version``: ``--kind-bin`` if given; else the
-    kind release the version needs, from PATH when that is kindlab's pinned release,
-    else built with Go and cached (``<cache>/bin/kind-VERSION``)."""
-    explicit = config.getoption("kind_bin")
-    progress = lambda m: say(config, m)  # noqa: E731
-    if explicit or version is None:
-        return find_kind(explicit, progress=progress)
-    wanted = choose(version).kind.version
-    if wanted == KIND_VERSION:
-        return find_kind(None, progress=progress)
-    return install_kind(wanted, progress=progress)
+    """The kind binary for clusters of ``version``: ``--kind-bin`` if given, else the
+    kind release the version needs (:func:`~kindlab.drivers.kind.find_kind`)."""
+    return find_kind(
+        config.getoption("kind_bin"),
+        progress=lambda m: say(config, m),
+        version=choose(version).kind.version if version is not None else KIND_VERSION,
+    )
 
 
 #: The images this process chose and how, by the run's version ("" when the run's one).

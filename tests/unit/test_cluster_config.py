@@ -140,3 +140,24 @@ def test_from_1_35_the_kubelet_is_told_to_run_on_cgroup_v1(tmp_path: Path) -> No
     assert patches[:-1] == _patches(clusters_dir() / "nftables.yaml")
     assert patches[-1] == {"kind": "KubeletConfiguration", "failCgroupV1": False}
     assert "kubelet 1.35 refuses cgroup v1" in path.read_text().splitlines()[0]
+
+
+def test_kind_on_path_serves_kindlab_s_pinned_release_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kindlab.constants import KIND_VERSION
+    from kindlab.drivers.kind import find_kind
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    on_path = bindir / "kind"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    built = tmp_path / "cache" / "bin" / "kind-v0.33.0"  # as install_kind caches it
+    built.parent.mkdir(parents=True)
+    built.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setenv("KINDLAB_CACHE", str(tmp_path / "cache"))
+    assert find_kind(None, version=KIND_VERSION) == on_path
+    assert find_kind(None, version="v0.33.0") == built
+    assert find_kind(str(on_path), version="v0.33.0") == on_path  # --kind-bin is as given
