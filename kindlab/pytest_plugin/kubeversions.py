@@ -42,8 +42,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def kubernetes_version(request: pytest.FixtureRequest) -> str | None:
     """The Kubernetes patch release of this test's cluster (``v1.29.15``); None when
     ``--node-image`` names the image (its version is the image's)."""
-    param = getattr(request, "param", None)
-    return str(param) if param is not None else item_version(request.node)
+    return item_version(request.node)  # the parameter, where the run has several
 
 
 class SessionClusters:
