@@ -282,7 +282,9 @@ class GuestRun:
         return said + "\n--- guest console (last lines) ---\n" + "\n".join(tail)
 
 
-_CRASH = re.compile(r"\]\s*(Oops: .*|Kernel panic - .*|BUG: .*|RIP: 0010:.*)$")
+_CRASH = re.compile(
+    r"\]\s*(?:(?P<head>(?:Oops|BUG): .*)|(?P<rip>RIP: 0010:.*)|(?P<panic>Kernel panic - .*))$"
+)
 
 
 def kernel_crash(console: str) -> str | None:
@@ -294,18 +296,9 @@ def kernel_crash(console: str) -> str | None:
     >>> kernel_crash("[ 1.0] kindlab-guest: finished 0") is None
     True
     """
-    seen: list[str] = []
+    first: dict[str, str] = {}
     for line in console.splitlines():
         match = _CRASH.search(line.rstrip())
-        if match and match.group(1) not in seen:
-            seen.append(match.group(1))
-    if not seen:
-        return None
-    first_rip = next((s for s in seen if s.startswith("RIP")), None)
-    heads = [s for s in seen if not s.startswith("RIP")]
-    picked = (
-        heads[:1]
-        + ([first_rip] if first_rip else [])
-        + [s for s in heads[1:] if s.startswith("Kernel panic")][:1]
-    )
-    return "; ".join(picked)
+        if match and match.lastgroup:
+            first.setdefault(match.lastgroup, match.group(match.lastgroup))
+    return "; ".join(first[k] for k in ("head", "rip", "panic") if k in first) or None
